@@ -1,0 +1,567 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Record framing of the migration stream.
+//!
+//! Every record is a fixed 16-byte little-endian header followed by a
+//! payload whose length the header states and which is bounded per kind:
+//!
+//! ```text
+//! offset  size  field
+//!      0     4  magic    "SMIG"
+//!      4     2  version  VERSION
+//!      6     2  kind     RecordKind
+//!      8     4  len      payload length in bytes
+//!     12     4  seq      record counter, 0 for the first record
+//! ```
+//!
+//! A receiver reads the header, decodes it with [`Header::decode`] (which
+//! refuses an unknown version or kind and a length beyond the kind's bound)
+//! and only then reads and decodes the payload. Nothing in a header can make a
+//! receiver read or allocate more than [`MAX_PAYLOAD`] bytes.
+
+use super::machine::MachineDesc;
+
+/// First four bytes of every record: `"SMIG"`.
+pub const MAGIC: [u8; 4] = *b"SMIG";
+
+/// Version of this wire format. Peers of different versions refuse each other.
+pub const VERSION: u16 = 1;
+
+/// Length of the record header in bytes.
+pub const HEADER_LEN: usize = 16;
+
+/// Size of a guest page; the only page size the format knows.
+pub const PAGE_SIZE: usize = 4096;
+
+/// Most pages in one [`RecordKind::PageBatch`] record.
+pub const MAX_BATCH_PAGES: usize = 32;
+
+/// Length of a page batch's fixed part: round and count.
+pub const BATCH_HEAD_LEN: usize = 8;
+
+/// Length of one page entry (pfn and kind) in a page batch.
+pub const ENTRY_LEN: usize = 8;
+
+/// Largest payload of any record.
+pub const MAX_PAYLOAD: usize = BATCH_HEAD_LEN + MAX_BATCH_PAGES * (ENTRY_LEN + PAGE_SIZE);
+
+/// Largest CPU context record.
+pub const MAX_CPU_CONTEXT: usize = 4096;
+
+/// Page frame numbers must fit in 52 bits (x86-64's physical address width).
+pub const PFN_LIMIT: u64 = 1 << 52;
+
+/// Why a record was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    /// The first four bytes are not [`MAGIC`].
+    BadMagic,
+    /// The peer speaks another version of the format.
+    VersionMismatch {
+        /// The version the record carries.
+        got: u16,
+    },
+    /// The kind field names no known record.
+    UnknownKind(u16),
+    /// The stated payload length exceeds the bound for its kind.
+    Oversize {
+        /// The record kind.
+        kind: RecordKind,
+        /// The stated length.
+        len: u32,
+    },
+    /// The record counter is not the one expected next.
+    OutOfOrder {
+        /// The counter expected.
+        expected: u32,
+        /// The counter received.
+        got: u32,
+    },
+    /// The payload ends before its contents do.
+    Truncated,
+    /// The payload has bytes after its contents.
+    TrailingBytes,
+    /// A page entry's kind is unknown.
+    BadPageKind,
+    /// A page frame number is beyond [`PFN_LIMIT`].
+    PfnOutOfRange,
+    /// A batch holds more than [`MAX_BATCH_PAGES`] pages, or none.
+    BadBatchCount,
+    /// A field holds a value the format forbids.
+    BadField,
+    /// The output buffer is too small for the record.
+    NoSpace,
+}
+
+impl WireError {
+    /// The errno a kernel caller reports for this error.
+    pub fn errno(&self) -> i32 {
+        match self {
+            WireError::VersionMismatch { .. } => super::uapi::EPROTONOSUPPORT,
+            WireError::NoSpace => super::uapi::ENOSPC,
+            WireError::Oversize { .. } => super::uapi::EMSGSIZE,
+            _ => super::uapi::EPROTO,
+        }
+    }
+
+    /// A short, stable description for logs and status files.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WireError::BadMagic => "bad magic",
+            WireError::VersionMismatch { .. } => "wire version mismatch",
+            WireError::UnknownKind(_) => "unknown record kind",
+            WireError::Oversize { .. } => "record too long for its kind",
+            WireError::OutOfOrder { .. } => "record out of order",
+            WireError::Truncated => "truncated record",
+            WireError::TrailingBytes => "trailing bytes in record",
+            WireError::BadPageKind => "unknown page entry kind",
+            WireError::PfnOutOfRange => "page frame number out of range",
+            WireError::BadBatchCount => "bad page count in batch",
+            WireError::BadField => "invalid field value",
+            WireError::NoSpace => "output buffer too small",
+        }
+    }
+}
+
+/// The kinds of record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum RecordKind {
+    /// Source to target: the source's [`MachineDesc`].
+    Hello = 1,
+    /// Target to source: acceptance or a [`Refusal`] of the hello.
+    HelloReply = 2,
+    /// Source to target: a batch of pages of one pre-copy round.
+    PageBatch = 3,
+    /// Source to target: the saved CPU context of the checkpoint.
+    CpuContext = 4,
+    /// Target to source: the image is complete and verified.
+    Complete = 5,
+    /// Source to target: the source has stopped for good; resume.
+    Commit = 6,
+    /// Either way: the migration is abandoned, with a reason code.
+    Abort = 7,
+}
+
+impl RecordKind {
+    /// The kind for a wire value.
+    pub fn from_u16(v: u16) -> Option<Self> {
+        Some(match v {
+            1 => RecordKind::Hello,
+            2 => RecordKind::HelloReply,
+            3 => RecordKind::PageBatch,
+            4 => RecordKind::CpuContext,
+            5 => RecordKind::Complete,
+            6 => RecordKind::Commit,
+            7 => RecordKind::Abort,
+            _ => return None,
+        })
+    }
+
+    /// The largest payload a record of this kind may have.
+    pub fn max_payload(self) -> usize {
+        match self {
+            RecordKind::Hello => MachineDesc::ENCODED_LEN,
+            RecordKind::HelloReply => 8,
+            RecordKind::PageBatch => MAX_PAYLOAD,
+            RecordKind::CpuContext => MAX_CPU_CONTEXT,
+            RecordKind::Complete | RecordKind::Commit => 0,
+            RecordKind::Abort => 4,
+        }
+    }
+}
+
+/// A decoded record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// What the payload is.
+    pub kind: RecordKind,
+    /// Payload length in bytes, already checked against the kind's bound.
+    pub len: u32,
+    /// Record counter.
+    pub seq: u32,
+}
+
+impl Header {
+    /// Encodes the header into `out`.
+    pub fn encode(&self, out: &mut [u8; HEADER_LEN]) {
+        out[0..4].copy_from_slice(&MAGIC);
+        out[4..6].copy_from_slice(&VERSION.to_le_bytes());
+        out[6..8].copy_from_slice(&(self.kind as u16).to_le_bytes());
+        out[8..12].copy_from_slice(&self.len.to_le_bytes());
+        out[12..16].copy_from_slice(&self.seq.to_le_bytes());
+    }
+
+    /// Decodes and checks a header: magic, version, kind and length bound.
+    pub fn decode(buf: &[u8; HEADER_LEN]) -> Result<Header, WireError> {
+        if buf[0..4] != MAGIC {
+            return Err(WireError::BadMagic);
+        }
+        let version = u16::from_le_bytes([buf[4], buf[5]]);
+        if version != VERSION {
+            return Err(WireError::VersionMismatch { got: version });
+        }
+        let raw_kind = u16::from_le_bytes([buf[6], buf[7]]);
+        let kind = RecordKind::from_u16(raw_kind).ok_or(WireError::UnknownKind(raw_kind))?;
+        let len = le32(&buf[8..12]);
+        if len as usize > kind.max_payload() {
+            return Err(WireError::Oversize { kind, len });
+        }
+        Ok(Header {
+            kind,
+            len,
+            seq: le32(&buf[12..16]),
+        })
+    }
+}
+
+/// Tracks record counters in one direction of a stream.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sequence {
+    next: u32,
+}
+
+impl Sequence {
+    /// A sequence expecting record 0 first.
+    pub const fn new() -> Self {
+        Self { next: 0 }
+    }
+
+    /// Returns the counter for the next outgoing record and advances.
+    pub fn take(&mut self) -> u32 {
+        let seq = self.next;
+        self.next = self.next.wrapping_add(1);
+        seq
+    }
+
+    /// Checks an incoming header's counter and advances.
+    pub fn check(&mut self, header: &Header) -> Result<(), WireError> {
+        if header.seq != self.next {
+            return Err(WireError::OutOfOrder {
+                expected: self.next,
+                got: header.seq,
+            });
+        }
+        self.next = self.next.wrapping_add(1);
+        Ok(())
+    }
+}
+
+/// Reads a little-endian `u32` from a 4-byte slice.
+fn le32(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Reads a little-endian `u64` from an 8-byte slice.
+fn le64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(a)
+}
+
+/// How a page travels in a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageContent<'a> {
+    /// The page's bytes follow the entry.
+    Data(&'a [u8; PAGE_SIZE]),
+    /// The page is all zeroes; no bytes follow.
+    Zero,
+}
+
+/// One page of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRef<'a> {
+    /// Guest page frame number the page belongs at.
+    pub pfn: u64,
+    /// Its contents.
+    pub content: PageContent<'a>,
+}
+
+/// Entry kind bits (the top four bits of an entry).
+const ENTRY_DATA: u64 = 0;
+/// Entry kind for a zero page.
+const ENTRY_ZERO: u64 = 1;
+/// Shift of the kind bits in an entry.
+const ENTRY_KIND_SHIFT: u32 = 60;
+
+/// A decoded, fully validated page batch.
+///
+/// Payload layout: `round: u32, count: u32`, then `count` entries, each an
+/// 8-byte word (`pfn | kind << 60`) followed by [`PAGE_SIZE`] bytes when the
+/// kind is data.
+#[derive(Debug, Clone, Copy)]
+pub struct PageBatch<'a> {
+    /// The pre-copy round the pages belong to.
+    pub round: u32,
+    count: u32,
+    body: &'a [u8],
+}
+
+impl<'a> PageBatch<'a> {
+    /// Validates a page batch payload: count, entry kinds, frame numbers and
+    /// exact length. After this, [`PageBatch::pages`] cannot fail.
+    pub fn decode(payload: &'a [u8]) -> Result<Self, WireError> {
+        if payload.len() < BATCH_HEAD_LEN {
+            return Err(WireError::Truncated);
+        }
+        let round = le32(&payload[0..4]);
+        let count = le32(&payload[4..8]);
+        if count == 0 || count as usize > MAX_BATCH_PAGES {
+            return Err(WireError::BadBatchCount);
+        }
+        let body = &payload[BATCH_HEAD_LEN..];
+        let mut off = 0usize;
+        for _ in 0..count {
+            if body.len() - off < ENTRY_LEN {
+                return Err(WireError::Truncated);
+            }
+            let entry = le64(&body[off..]);
+            off += ENTRY_LEN;
+            if entry & ((1 << ENTRY_KIND_SHIFT) - 1) >= PFN_LIMIT {
+                return Err(WireError::PfnOutOfRange);
+            }
+            match entry >> ENTRY_KIND_SHIFT {
+                ENTRY_DATA => {
+                    if body.len() - off < PAGE_SIZE {
+                        return Err(WireError::Truncated);
+                    }
+                    off += PAGE_SIZE;
+                }
+                ENTRY_ZERO => {}
+                _ => return Err(WireError::BadPageKind),
+            }
+        }
+        if off != body.len() {
+            return Err(WireError::TrailingBytes);
+        }
+        Ok(Self { round, count, body })
+    }
+
+    /// Number of pages in the batch.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether the batch is empty (never true for a decoded batch).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The pages, in order.
+    pub fn pages(&self) -> PageIter<'a> {
+        PageIter {
+            body: self.body,
+            left: self.count,
+        }
+    }
+}
+
+/// Iterator over the pages of a validated [`PageBatch`].
+#[derive(Debug, Clone)]
+pub struct PageIter<'a> {
+    body: &'a [u8],
+    left: u32,
+}
+
+impl<'a> Iterator for PageIter<'a> {
+    type Item = PageRef<'a>;
+
+    fn next(&mut self) -> Option<PageRef<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // The batch was validated by `PageBatch::decode`: every slice below
+        // is in bounds.
+        let entry = le64(self.body);
+        self.body = &self.body[ENTRY_LEN..];
+        let pfn = entry & ((1 << ENTRY_KIND_SHIFT) - 1);
+        let content = if entry >> ENTRY_KIND_SHIFT == ENTRY_ZERO {
+            PageContent::Zero
+        } else {
+            let (page, rest) = self.body.split_at(PAGE_SIZE);
+            self.body = rest;
+            PageContent::Data(page.try_into().ok()?)
+        };
+        Some(PageRef { pfn, content })
+    }
+}
+
+/// Builds a page batch record (header and payload) in a caller's buffer.
+#[derive(Debug)]
+pub struct BatchWriter<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+    count: u32,
+}
+
+impl<'b> BatchWriter<'b> {
+    /// Starts a batch for `round` in `buf`, which must hold at least
+    /// [`HEADER_LEN`] + [`MAX_PAYLOAD`] bytes.
+    pub fn new(buf: &'b mut [u8], round: u32) -> Result<Self, WireError> {
+        if buf.len() < HEADER_LEN + MAX_PAYLOAD {
+            return Err(WireError::NoSpace);
+        }
+        buf[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&round.to_le_bytes());
+        Ok(Self {
+            buf,
+            len: HEADER_LEN + BATCH_HEAD_LEN,
+            count: 0,
+        })
+    }
+
+    /// Whether the batch has room for no more pages.
+    pub fn is_full(&self) -> bool {
+        self.count as usize == MAX_BATCH_PAGES
+    }
+
+    /// Number of pages added so far.
+    pub fn count(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Appends an entry word.
+    fn push_entry(&mut self, pfn: u64, kind: u64) -> Result<(), WireError> {
+        if self.is_full() {
+            return Err(WireError::NoSpace);
+        }
+        if pfn >= PFN_LIMIT {
+            return Err(WireError::PfnOutOfRange);
+        }
+        let word = pfn | (kind << ENTRY_KIND_SHIFT);
+        self.buf[self.len..self.len + ENTRY_LEN].copy_from_slice(&word.to_le_bytes());
+        self.len += ENTRY_LEN;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Appends a page with its contents.
+    pub fn push_data(&mut self, pfn: u64, page: &[u8; PAGE_SIZE]) -> Result<(), WireError> {
+        self.push_entry(pfn, ENTRY_DATA)?;
+        self.buf[self.len..self.len + PAGE_SIZE].copy_from_slice(page);
+        self.len += PAGE_SIZE;
+        Ok(())
+    }
+
+    /// Appends a page that is all zeroes.
+    pub fn push_zero(&mut self, pfn: u64) -> Result<(), WireError> {
+        self.push_entry(pfn, ENTRY_ZERO)
+    }
+
+    /// Writes the header and returns the whole record's bytes.
+    pub fn finish(self, seq: u32) -> Result<&'b [u8], WireError> {
+        if self.count == 0 {
+            return Err(WireError::BadBatchCount);
+        }
+        self.buf[HEADER_LEN + 4..HEADER_LEN + 8].copy_from_slice(&self.count.to_le_bytes());
+        let header = Header {
+            kind: RecordKind::PageBatch,
+            len: (self.len - HEADER_LEN) as u32,
+            seq,
+        };
+        let mut hdr = [0u8; HEADER_LEN];
+        header.encode(&mut hdr);
+        self.buf[..HEADER_LEN].copy_from_slice(&hdr);
+        Ok(&self.buf[..self.len])
+    }
+}
+
+/// Writes a whole record with a small payload into `out`; returns its length.
+pub fn encode_record(
+    kind: RecordKind,
+    seq: u32,
+    payload: &[u8],
+    out: &mut [u8],
+) -> Result<usize, WireError> {
+    if payload.len() > kind.max_payload() {
+        return Err(WireError::Oversize {
+            kind,
+            len: payload.len() as u32,
+        });
+    }
+    let total = HEADER_LEN + payload.len();
+    if out.len() < total {
+        return Err(WireError::NoSpace);
+    }
+    let mut hdr = [0u8; HEADER_LEN];
+    Header {
+        kind,
+        len: payload.len() as u32,
+        seq,
+    }
+    .encode(&mut hdr);
+    out[..HEADER_LEN].copy_from_slice(&hdr);
+    out[HEADER_LEN..total].copy_from_slice(payload);
+    Ok(total)
+}
+
+/// Why a target refused a source's hello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Refusal {
+    /// The target accepts the migration.
+    Accepted = 0,
+    /// The target is busy with another migration.
+    Busy = 1,
+    /// The machine descriptions differ (see the target's log for which field).
+    MachineMismatch = 2,
+    /// The hello was malformed.
+    Malformed = 3,
+}
+
+impl Refusal {
+    /// The refusal for a wire value; unknown values read as malformed.
+    pub fn from_u32(v: u32) -> Self {
+        match v {
+            0 => Refusal::Accepted,
+            1 => Refusal::Busy,
+            2 => Refusal::MachineMismatch,
+            _ => Refusal::Malformed,
+        }
+    }
+}
+
+/// A decoded hello reply: the verdict and, on mismatch, which field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HelloReply {
+    /// Verdict.
+    pub status: Refusal,
+    /// Detail code (a [`super::machine::Mismatch`] value on mismatch).
+    pub detail: u32,
+}
+
+impl HelloReply {
+    /// Encoded length.
+    pub const ENCODED_LEN: usize = 8;
+
+    /// Encodes the reply payload.
+    pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
+        let mut out = [0u8; Self::ENCODED_LEN];
+        out[0..4].copy_from_slice(&(self.status as u32).to_le_bytes());
+        out[4..8].copy_from_slice(&self.detail.to_le_bytes());
+        out
+    }
+
+    /// Decodes a reply payload.
+    pub fn decode(payload: &[u8]) -> Result<Self, WireError> {
+        if payload.len() < Self::ENCODED_LEN {
+            return Err(WireError::Truncated);
+        }
+        if payload.len() > Self::ENCODED_LEN {
+            return Err(WireError::TrailingBytes);
+        }
+        Ok(Self {
+            status: Refusal::from_u32(le32(&payload[0..4])),
+            detail: le32(&payload[4..8]),
+        })
+    }
+}
+
+/// Decodes an abort payload into its reason code.
+pub fn decode_abort(payload: &[u8]) -> Result<u32, WireError> {
+    match payload.len() {
+        4 => Ok(le32(payload)),
+        n if n < 4 => Err(WireError::Truncated),
+        _ => Err(WireError::TrailingBytes),
+    }
+}

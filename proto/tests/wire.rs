@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Wire format: round trips, truncation, bounds and version checks.
+
+use selfmig_proto::machine::{MachineDesc, Mismatch, RamRange};
+use selfmig_proto::wire::*;
+
+fn header_bytes(kind: u16, len: u32, seq: u32, version: u16) -> [u8; HEADER_LEN] {
+    let mut b = [0u8; HEADER_LEN];
+    b[0..4].copy_from_slice(&MAGIC);
+    b[4..6].copy_from_slice(&version.to_le_bytes());
+    b[6..8].copy_from_slice(&kind.to_le_bytes());
+    b[8..12].copy_from_slice(&len.to_le_bytes());
+    b[12..16].copy_from_slice(&seq.to_le_bytes());
+    b
+}
+
+#[test]
+fn header_round_trip() {
+    let h = Header {
+        kind: RecordKind::Abort,
+        len: 4,
+        seq: 7,
+    };
+    let mut b = [0u8; HEADER_LEN];
+    h.encode(&mut b);
+    assert_eq!(Header::decode(&b), Ok(h));
+}
+
+#[test]
+fn header_refuses_bad_magic_version_kind_and_length() {
+    let mut b = header_bytes(1, 0, 0, VERSION);
+    b[0] = b'X';
+    assert_eq!(Header::decode(&b), Err(WireError::BadMagic));
+    let b = header_bytes(1, 0, 0, VERSION + 1);
+    assert_eq!(
+        Header::decode(&b),
+        Err(WireError::VersionMismatch { got: VERSION + 1 })
+    );
+    let b = header_bytes(99, 0, 0, VERSION);
+    assert_eq!(Header::decode(&b), Err(WireError::UnknownKind(99)));
+    let b = header_bytes(RecordKind::Commit as u16, 1, 0, VERSION);
+    assert!(matches!(
+        Header::decode(&b),
+        Err(WireError::Oversize { .. })
+    ));
+    let b = header_bytes(
+        RecordKind::PageBatch as u16,
+        MAX_PAYLOAD as u32 + 1,
+        0,
+        VERSION,
+    );
+    assert!(matches!(
+        Header::decode(&b),
+        Err(WireError::Oversize { .. })
+    ));
+    let b = header_bytes(RecordKind::PageBatch as u16, u32::MAX, 0, VERSION);
+    assert!(matches!(
+        Header::decode(&b),
+        Err(WireError::Oversize { .. })
+    ));
+}
+
+#[test]
+fn sequence_refuses_replay_and_gaps() {
+    let mut tx = Sequence::new();
+    let mut rx = Sequence::new();
+    for _ in 0..3 {
+        let h = Header {
+            kind: RecordKind::Commit,
+            len: 0,
+            seq: tx.take(),
+        };
+        assert_eq!(rx.check(&h), Ok(()));
+    }
+    let replay = Header {
+        kind: RecordKind::Commit,
+        len: 0,
+        seq: 2,
+    };
+    assert_eq!(
+        rx.check(&replay),
+        Err(WireError::OutOfOrder {
+            expected: 3,
+            got: 2
+        })
+    );
+    let gap = Header {
+        kind: RecordKind::Commit,
+        len: 0,
+        seq: 5,
+    };
+    assert_eq!(
+        rx.check(&gap),
+        Err(WireError::OutOfOrder {
+            expected: 3,
+            got: 5
+        })
+    );
+}
+
+fn page(fill: u8) -> [u8; PAGE_SIZE] {
+    let mut p = [fill; PAGE_SIZE];
+    p[0] = fill.wrapping_add(1);
+    p
+}
+
+#[test]
+fn batch_round_trip() {
+    let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+    let mut w = BatchWriter::new(&mut buf, 3).unwrap();
+    w.push_data(0x1234, &page(7)).unwrap();
+    w.push_zero(0x1235).unwrap();
+    w.push_data((1 << 52) - 1, &page(9)).unwrap();
+    let rec = w.finish(11).unwrap().to_vec();
+    let h = Header::decode(rec[..HEADER_LEN].try_into().unwrap()).unwrap();
+    assert_eq!(h.kind, RecordKind::PageBatch);
+    assert_eq!(h.seq, 11);
+    assert_eq!(h.len as usize, rec.len() - HEADER_LEN);
+    let b = PageBatch::decode(&rec[HEADER_LEN..]).unwrap();
+    assert_eq!(b.round, 3);
+    let pages: Vec<_> = b.pages().collect();
+    assert_eq!(pages.len(), 3);
+    assert_eq!(pages[0].pfn, 0x1234);
+    assert_eq!(pages[0].content, PageContent::Data(&page(7)));
+    assert_eq!(
+        pages[1],
+        PageRef {
+            pfn: 0x1235,
+            content: PageContent::Zero
+        }
+    );
+    assert_eq!(pages[2].pfn, (1 << 52) - 1);
+}
+
+#[test]
+fn batch_full_and_limits() {
+    let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+    let mut w = BatchWriter::new(&mut buf, 0).unwrap();
+    for i in 0..MAX_BATCH_PAGES as u64 {
+        w.push_data(i, &page(i as u8)).unwrap();
+    }
+    assert!(w.is_full());
+    assert_eq!(w.push_zero(99), Err(WireError::NoSpace));
+    let rec = w.finish(0).unwrap();
+    assert_eq!(rec.len(), HEADER_LEN + MAX_PAYLOAD);
+    assert_eq!(
+        PageBatch::decode(&rec[HEADER_LEN..]).unwrap().len(),
+        MAX_BATCH_PAGES
+    );
+
+    let mut small = vec![0u8; 100];
+    assert!(matches!(
+        BatchWriter::new(&mut small, 0),
+        Err(WireError::NoSpace)
+    ));
+    let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+    let mut w = BatchWriter::new(&mut buf, 0).unwrap();
+    assert_eq!(w.push_zero(1 << 52), Err(WireError::PfnOutOfRange));
+    assert_eq!(w.finish(0).err(), Some(WireError::BadBatchCount));
+}
+
+#[test]
+fn batch_truncated_at_every_length_is_refused() {
+    let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+    let mut w = BatchWriter::new(&mut buf, 1).unwrap();
+    w.push_data(5, &page(1)).unwrap();
+    w.push_zero(6).unwrap();
+    let payload = w.finish(0).unwrap()[HEADER_LEN..].to_vec();
+    for cut in 0..payload.len() {
+        let r = PageBatch::decode(&payload[..cut]);
+        assert!(r.is_err(), "cut at {cut} accepted");
+    }
+    let mut longer = payload.clone();
+    longer.push(0);
+    assert_eq!(
+        PageBatch::decode(&longer).err(),
+        Some(WireError::TrailingBytes)
+    );
+}
+
+#[test]
+fn batch_refuses_bad_count_kind_and_pfn() {
+    let mut p = vec![0u8; 8];
+    assert_eq!(PageBatch::decode(&p).err(), Some(WireError::BadBatchCount));
+    p[4..8].copy_from_slice(&(MAX_BATCH_PAGES as u32 + 1).to_le_bytes());
+    assert_eq!(PageBatch::decode(&p).err(), Some(WireError::BadBatchCount));
+
+    let mut p = vec![0u8; 16];
+    p[4..8].copy_from_slice(&1u32.to_le_bytes());
+    p[8..16].copy_from_slice(&(5u64 | (2 << 60)).to_le_bytes());
+    assert_eq!(PageBatch::decode(&p).err(), Some(WireError::BadPageKind));
+    p[8..16].copy_from_slice(&((1u64 << 52) | (1 << 60)).to_le_bytes());
+    assert_eq!(PageBatch::decode(&p).err(), Some(WireError::PfnOutOfRange));
+}
+
+#[test]
+fn small_records() {
+    let mut out = [0u8; 64];
+    let n = encode_record(RecordKind::Abort, 4, &9u32.to_le_bytes(), &mut out).unwrap();
+    let h = Header::decode(out[..HEADER_LEN].try_into().unwrap()).unwrap();
+    assert_eq!((h.kind, h.len, h.seq), (RecordKind::Abort, 4, 4));
+    assert_eq!(decode_abort(&out[HEADER_LEN..n]), Ok(9));
+    assert_eq!(decode_abort(&[1, 2]), Err(WireError::Truncated));
+    assert_eq!(
+        decode_abort(&[1, 2, 3, 4, 5]),
+        Err(WireError::TrailingBytes)
+    );
+    assert!(matches!(
+        encode_record(RecordKind::Commit, 0, &[1], &mut out),
+        Err(WireError::Oversize { .. })
+    ));
+    assert_eq!(
+        encode_record(RecordKind::Abort, 0, &[0; 4], &mut out[..10]),
+        Err(WireError::NoSpace)
+    );
+
+    let reply = HelloReply {
+        status: Refusal::MachineMismatch,
+        detail: Mismatch::Vcpus as u32,
+    };
+    assert_eq!(HelloReply::decode(&reply.encode()), Ok(reply));
+    assert_eq!(HelloReply::decode(&[0; 7]), Err(WireError::Truncated));
+    assert_eq!(HelloReply::decode(&[0; 9]), Err(WireError::TrailingBytes));
+    assert_eq!(Refusal::from_u32(1234), Refusal::Malformed);
+}
+
+fn desc() -> MachineDesc {
+    let mut d = MachineDesc::new(2, 5, [0x1, 0x2, 0x4, 0x8]);
+    d.push_range(RamRange {
+        start_pfn: 1,
+        nr_pages: 158,
+    })
+    .unwrap();
+    d.push_range(RamRange {
+        start_pfn: 256,
+        nr_pages: 130_000,
+    })
+    .unwrap();
+    d
+}
+
+#[test]
+fn machine_round_trip_and_lookup() {
+    let d = desc();
+    let enc = d.encode();
+    assert_eq!(enc.len(), RecordKind::Hello.max_payload());
+    let back = MachineDesc::decode(&enc).unwrap();
+    assert_eq!(back, d);
+    assert_eq!(back.total_pages(), 158 + 130_000);
+    assert!(back.contains_pfn(1) && back.contains_pfn(158) && !back.contains_pfn(159));
+    assert!(back.contains_pfn(256) && !back.contains_pfn(256 + 130_000));
+    assert!(!back.contains_pfn(0));
+}
+
+#[test]
+fn machine_ranges_merge_and_refuse_overlap() {
+    let mut d = MachineDesc::new(1, 4, [0; 4]);
+    d.push_range(RamRange {
+        start_pfn: 0,
+        nr_pages: 10,
+    })
+    .unwrap();
+    d.push_range(RamRange {
+        start_pfn: 10,
+        nr_pages: 10,
+    })
+    .unwrap();
+    assert_eq!(
+        d.ranges(),
+        &[RamRange {
+            start_pfn: 0,
+            nr_pages: 20
+        }]
+    );
+    assert_eq!(
+        d.push_range(RamRange {
+            start_pfn: 5,
+            nr_pages: 1
+        }),
+        Err(WireError::BadField)
+    );
+    assert_eq!(
+        d.push_range(RamRange {
+            start_pfn: 50,
+            nr_pages: 0
+        }),
+        Err(WireError::BadField)
+    );
+    assert_eq!(
+        d.push_range(RamRange {
+            start_pfn: u64::MAX,
+            nr_pages: 2
+        }),
+        Err(WireError::BadField)
+    );
+    for i in 1..16u64 {
+        d.push_range(RamRange {
+            start_pfn: 100 * i,
+            nr_pages: 1,
+        })
+        .unwrap();
+    }
+    assert_eq!(
+        d.push_range(RamRange {
+            start_pfn: 5000,
+            nr_pages: 1
+        }),
+        Err(WireError::NoSpace)
+    );
+}
+
+#[test]
+fn machine_decode_refuses_malformed() {
+    let enc = desc().encode();
+    for cut in [0, 1, enc.len() - 1] {
+        assert_eq!(MachineDesc::decode(&enc[..cut]), Err(WireError::Truncated));
+    }
+    let mut long = enc.to_vec();
+    long.push(0);
+    assert_eq!(MachineDesc::decode(&long), Err(WireError::TrailingBytes));
+    let patch = |word: usize, v: u32| {
+        let mut e = enc;
+        e[4 * word..4 * word + 4].copy_from_slice(&v.to_le_bytes());
+        MachineDesc::decode(&e)
+    };
+    assert_eq!(patch(1, 8192), Err(WireError::BadField)); // page size
+    assert_eq!(patch(2, 0), Err(WireError::BadField)); // vcpus
+    assert_eq!(patch(3, 3), Err(WireError::BadField)); // paging levels
+    assert_eq!(patch(4, 0), Err(WireError::BadField)); // no ranges
+    assert_eq!(patch(4, 17), Err(WireError::BadField)); // too many
+    assert_eq!(patch(4, 1).err(), Some(WireError::BadField)); // junk in unused slot
+}
+
+#[test]
+fn machine_compatibility() {
+    let s = desc();
+    assert_eq!(s.check_compatible(&s), Ok(()));
+    let mut t = desc();
+    t.cpu_features = [0xff; 4];
+    assert_eq!(
+        s.check_compatible(&t),
+        Ok(()),
+        "a superset of features is fine"
+    );
+    assert_eq!(t.check_compatible(&s), Err(Mismatch::CpuFeatures));
+    let t = MachineDesc::new(4, 5, [0x1, 0x2, 0x4, 0x8]);
+    assert_eq!(s.check_compatible(&t), Err(Mismatch::Vcpus));
+    let t = MachineDesc::new(2, 4, [0x1, 0x2, 0x4, 0x8]);
+    assert_eq!(s.check_compatible(&t), Err(Mismatch::PagingLevels));
+    let mut t = MachineDesc::new(2, 5, [0x1, 0x2, 0x4, 0x8]);
+    t.push_range(RamRange {
+        start_pfn: 1,
+        nr_pages: 158,
+    })
+    .unwrap();
+    assert_eq!(s.check_compatible(&t), Err(Mismatch::RamMap));
+    let mut t = desc();
+    t.image_version += 1;
+    assert_eq!(s.check_compatible(&t), Err(Mismatch::ImageVersion));
+    for m in 1..=6 {
+        assert_eq!(Mismatch::from_u32(m).unwrap() as u32, m);
+    }
+    assert_eq!(Mismatch::from_u32(7), None);
+}
