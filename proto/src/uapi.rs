@@ -11,6 +11,8 @@
 pub const EPERM: i32 = 1;
 /// Argument list too long: a token larger than [`MAX_TOKEN_LEN`].
 pub const E2BIG: i32 = 7;
+/// Out of memory.
+pub const ENOMEM: i32 = 12;
 /// Bad address.
 pub const EFAULT: i32 = 14;
 /// Device or resource busy: a migration is already running.
@@ -135,6 +137,18 @@ pub enum ControlError {
     NotRunning,
     /// Not implemented yet.
     NotSupported,
+    /// An ioctl command this ABI does not define.
+    UnknownCommand,
+    /// User memory could not be read or written.
+    BadUserPointer,
+    /// The kernel ran out of memory.
+    OutOfMemory,
+    /// A provider key that is not 16, 24 or 32 bytes (AES-128/192/256).
+    BadKeyLength,
+    /// No provider key was set.
+    NoKey,
+    /// The loader is not listening.
+    NotListening,
 }
 
 impl ControlError {
@@ -148,7 +162,10 @@ impl ControlError {
             | ControlError::BadChoice
             | ControlError::BadStructSize
             | ControlError::UnknownFlags
-            | ControlError::ReservedNotZero => EINVAL,
+            | ControlError::ReservedNotZero
+            | ControlError::BadKeyLength
+            | ControlError::NotListening => EINVAL,
+            ControlError::NoKey => ENOKEY,
             ControlError::PortOutOfRange | ControlError::NumberOutOfRange => ERANGE,
             ControlError::UnusableAddress => EADDRNOTAVAIL,
             ControlError::TokenTooLong => E2BIG,
@@ -157,6 +174,9 @@ impl ControlError {
             ControlError::Busy => EBUSY,
             ControlError::NotRunning => EINVAL,
             ControlError::NotSupported => EOPNOTSUPP,
+            ControlError::UnknownCommand => ENOTTY,
+            ControlError::BadUserPointer => EFAULT,
+            ControlError::OutOfMemory => ENOMEM,
         }
     }
 
@@ -182,6 +202,12 @@ impl ControlError {
             ControlError::Busy => "a migration is already running",
             ControlError::NotRunning => "no migration is running",
             ControlError::NotSupported => "not implemented yet",
+            ControlError::UnknownCommand => "unknown ioctl command",
+            ControlError::BadUserPointer => "bad user-space pointer",
+            ControlError::OutOfMemory => "out of memory",
+            ControlError::BadKeyLength => "key must be 16, 24 or 32 bytes of hexadecimal",
+            ControlError::NoKey => "no provider key set",
+            ControlError::NotListening => "not listening",
         }
     }
 }
@@ -212,8 +238,37 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Parses `a.b.c.d:port` (surrounding whitespace allowed) and validates it.
+    /// Checks that the endpoint can be listened on: any local address
+    /// (including `0.0.0.0`), but not multicast or broadcast.
+    pub fn validate_listen(&self) -> Result<(), ControlError> {
+        if self.port == 0 {
+            return Err(ControlError::PortOutOfRange);
+        }
+        let a = self.addr;
+        if a == [255, 255, 255, 255] || (224..=239).contains(&a[0]) {
+            return Err(ControlError::UnusableAddress);
+        }
+        Ok(())
+    }
+
+    /// Parses a target's `a.b.c.d:port` (surrounding whitespace allowed) and
+    /// validates it with [`Endpoint::validate`].
     pub fn parse(input: &[u8]) -> Result<Self, ControlError> {
+        let ep = Self::parse_syntax(input)?;
+        ep.validate()?;
+        Ok(ep)
+    }
+
+    /// Parses a listening endpoint and validates it with
+    /// [`Endpoint::validate_listen`].
+    pub fn parse_listen(input: &[u8]) -> Result<Self, ControlError> {
+        let ep = Self::parse_syntax(input)?;
+        ep.validate_listen()?;
+        Ok(ep)
+    }
+
+    /// Parses `a.b.c.d:port` without judging the address.
+    fn parse_syntax(input: &[u8]) -> Result<Self, ControlError> {
         let s = trim(input);
         let colon = s
             .iter()
@@ -238,9 +293,7 @@ impl Endpoint {
             Ok(_) => return Err(ControlError::PortOutOfRange),
             Err(_) => return Err(ControlError::BadEndpointSyntax),
         };
-        let ep = Endpoint { addr, port };
-        ep.validate()?;
-        Ok(ep)
+        Ok(Endpoint { addr, port })
     }
 }
 
@@ -290,11 +343,11 @@ pub fn parse_bool(input: &[u8]) -> Result<bool, ControlError> {
     }
 }
 
-/// Decodes a hexadecimal token (whitespace-trimmed) into `out`; returns its
-/// length in bytes.
-pub fn parse_hex_token(input: &[u8], out: &mut [u8; MAX_TOKEN_LEN]) -> Result<usize, ControlError> {
+/// Decodes a hexadecimal token (whitespace-trimmed) into `out`, which should
+/// hold [`MAX_TOKEN_LEN`] bytes; returns the token's length in bytes.
+pub fn parse_hex_token(input: &[u8], out: &mut [u8]) -> Result<usize, ControlError> {
     let s = trim(input);
-    if s.len() > 2 * MAX_TOKEN_LEN {
+    if s.len() > 2 * MAX_TOKEN_LEN.min(out.len()) {
         return Err(ControlError::TokenTooLong);
     }
     if s.is_empty() || s.len() % 2 != 0 {

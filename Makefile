@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# selfmig: out-of-tree Rust kernel modules for guest self-migration.
+#
+#   make              build self_migrate.ko and inflate_loader.ko
+#   make check        every test: cargo, kselftests in a guest, two-guest harness
+#   make demo         bring up source and target guests and show their status
+#   make CLIPPY=1     build with clippy (must print no warnings)
+#   make rust-analyzer  write rust-project.json for editors
+#
+# KDIR defaults to the cached guest kernel built by scripts/build-kernel.sh
+# (run on demand). Override it to build against another Rust-enabled tree.
+
+TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+SHELL := /bin/bash
+
+RUSTC ?= /usr/bin/rustc
+BINDGEN ?= $(HOME)/.cargo/bin/bindgen
+CLIPPY_DRIVER ?= /usr/bin/clippy-driver
+KMAKE = $(MAKE) -C $(KDIR) M=$(TOP) LLVM=1 RUSTC=$(RUSTC) BINDGEN=$(BINDGEN) \
+	CLIPPY_DRIVER=$(CLIPPY_DRIVER) \
+	$(if $(CLIPPY),CLIPPY=1)
+
+ifeq ($(KDIR),)
+KDIR_DEP := kernel
+KDIR = $(shell cat $(TOP)/build/kdir 2>/dev/null)
+endif
+
+.PHONY: all modules kernel setup clean check demo test-proto test-kselftest \
+	test-harness rust-analyzer fmt
+
+all: modules
+
+setup:
+	@$(TOP)/scripts/setup.sh
+
+# Resolve (and build if needed) the cached kernel; record where it is.
+kernel: setup
+	@mkdir -p $(TOP)/build
+	@$(TOP)/scripts/build-kernel.sh > $(TOP)/build/kdir.new && \
+		mv $(TOP)/build/kdir.new $(TOP)/build/kdir
+	@echo "KDIR=$$(cat $(TOP)/build/kdir)"
+
+modules: $(KDIR_DEP)
+	$(KMAKE) modules
+
+rust-analyzer: $(KDIR_DEP)
+	$(KMAKE) rust-analyzer
+
+clean:
+	-[ -z "$(KDIR)" ] || $(KMAKE) clean
+	rm -rf $(TOP)/build $(TOP)/proto/target
+	find $(TOP) -name bindings_generated.rs -delete
+
+fmt:
+	rustfmt --edition 2021 --config-path $(TOP)/.rustfmt.toml \
+		self_migrate/*.rs inflate_loader/*.rs ksupport/*.rs
+	cd proto && cargo fmt
+
+check: modules
+	@$(TOP)/scripts/check.sh
+
+demo: modules
+	@$(TOP)/scripts/demo.sh

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! inflate_loader: admits an incoming self-migrating guest, inflates its
+//! image into this VM and resumes it.
+//!
+//! This crate root only wires the parts together; see
+//! `Documentation/selfmig/` for the design.
+
+use kernel::c_str;
+use kernel::prelude::*;
+
+#[path = "bindings_generated.rs"]
+mod bindings;
+mod control;
+#[path = "../ksupport/global.rs"]
+mod global;
+#[path = "../ksupport/proto.rs"]
+pub mod proto;
+#[path = "../ksupport/refuse.rs"]
+mod refuse;
+mod sysfs_attrs;
+#[path = "../ksupport/sysfs.rs"]
+mod sysfs;
+
+module! {
+    type: InflateLoader,
+    name: "inflate_loader",
+    author: "selfmig developers",
+    description: "Target-side loader for self-migrating guests",
+    license: "GPL",
+}
+
+/// The loaded module: its control surface and the state behind it.
+///
+/// Fields drop in order: the sysfs directory goes first, so no callback can
+/// reach the control state once it is freed.
+struct InflateLoader {
+    _sysfs: sysfs::SysfsDir,
+    _control: global::Published<control::Control>,
+}
+
+impl kernel::Module for InflateLoader {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let control = control::publish()?;
+        let sysfs = sysfs::SysfsDir::new(c_str!("inflate_loader"), &sysfs_attrs::ATTRS)?;
+        pr_info!("loaded; control in /sys/kernel/inflate_loader\n");
+        Ok(Self {
+            _sysfs: sysfs,
+            _control: control,
+        })
+    }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# `make check`: every test, then one summary line "N passed, N failed".
+#   1. proto/ host tests (cargo test)
+#   2. kselftests in a virtme-ng guest (module load/unload, sysfs, ioctl)
+#   3. two-guest harness bring-up
+# Logs go to build/check/. Exit status is non-zero if anything failed.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/tap.sh"
+
+kdir=$(cat "$SELFMIG_TOP/build/kdir") || die "no kernel recorded; run make"
+logs="$SELFMIG_TOP/build/check"
+rm -rf "$logs"
+mkdir -p "$logs"
+pass=0 fail=0 skip=0
+begin=$(date +%s)
+
+# add P F S: accumulate a suite's counts.
+add() {
+	pass=$((pass + $1)) fail=$((fail + $2)) skip=$((skip + $3))
+	echo "== $4: $1 passed, $2 failed, $3 skipped"
+}
+
+echo "== proto: cargo test"
+if cargo test --manifest-path "$SELFMIG_TOP/proto/Cargo.toml" 2>&1 | tee "$logs/cargo.log" | grep -E "^test |test result"; then :; fi
+read -r p f < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$logs/cargo.log")
+grep -q "^test result:" "$logs/cargo.log" || f=$((f + 1))
+add "$p" "$f" 0 proto
+
+echo "== kselftests in a virtme-ng guest"
+"$SELFMIG_TOP/scripts/run-kselftests.sh" "$kdir" 2>&1 | tee "$logs/kselftest.tap"
+read -r p f s < <(tap_count "$logs/kselftest.tap")
+[ $((p + f + s)) -gt 0 ] || f=1
+add "$p" "$f" "$s" kselftests
+
+echo "== two-guest harness"
+initrd="$SELFMIG_TOP/build/initramfs.cpio.gz"
+"$SELFMIG_TOP/scripts/mkinitramfs.sh" "$kdir" "$initrd"
+"$SELFMIG_TOP/tools/selftests/two_guest/bringup.sh" "$kdir" "$initrd" 2>&1 | tee "$logs/two_guest.tap"
+read -r p f s < <(tap_count "$logs/two_guest.tap")
+[ $((p + f + s)) -gt 0 ] || f=1
+add "$p" "$f" "$s" two-guest
+
+echo "== make check took $(($(date +%s) - begin)) s; logs in build/check/"
+[ "$skip" = 0 ] || echo "$skip skipped (not implemented yet; see the SKIP lines above)"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

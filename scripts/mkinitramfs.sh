@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Build the test guests' initramfs: busybox-static, scripts/guest/init, the
+# two selfmig modules and the test workloads. Usage: mkinitramfs.sh KDIR OUT
+#
+# The archive is made with the kernel's own usr/gen_init_cpio, so device
+# nodes (/dev/console) need no root and the output is reproducible.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+kdir=${1:?usage: mkinitramfs.sh KDIR OUT}
+out=${2:?usage: mkinitramfs.sh KDIR OUT}
+gen="$kdir/usr/gen_init_cpio"
+[ -x "$gen" ] || die "$gen missing (kernel not built with BLK_DEV_INITRD?)"
+busybox=/bin/busybox
+[ -x "$busybox" ] || die "$busybox missing; run scripts/setup.sh"
+if command -v file >/dev/null && ! file -L "$busybox" | grep -q "statically linked"; then
+	die "$busybox is not static: install busybox-static"
+fi
+
+list=$(mktemp)
+trap 'rm -f "$list"' EXIT
+{
+	echo "dir /dev 0755 0 0"
+	echo "nod /dev/console 0600 0 0 c 5 1"
+	echo "nod /dev/null 0666 0 0 c 1 3"
+	for d in /bin /sbin /proc /sys /tmp /run /root /lib /lib/modules /lib/modules/selfmig /usr /usr/bin /usr/sbin; do
+		echo "dir $d 0755 0 0"
+	done
+	echo "file /bin/busybox $busybox 0755 0 0"
+	echo "slink /bin/sh busybox 0777 0 0"
+	echo "file /init $SELFMIG_TOP/scripts/guest/init 0755 0 0"
+	for m in self_migrate inflate_loader; do
+		ko="$SELFMIG_TOP/$m/$m.ko"
+		[ -f "$ko" ] || die "$ko missing; run make"
+		echo "file /lib/modules/selfmig/$m.ko $ko 0644 0 0"
+	done
+} > "$list"
+"$gen" "$list" | gzip -n -1 > "$out.tmp"
+mv "$out.tmp" "$out"

@@ -1,0 +1,156 @@
+# SPDX-License-Identifier: GPL-2.0
+# selfmig two-guest harness library. Source it after lib.sh.
+#
+#   harness_init KDIR INITRD   private netns, bridge, client address, state dir
+#   vm_boot NAME IP [SMP] [MEM_MIB]   boot a guest on its own tap (background)
+#   vm_wait_ready NAME         wait for the guest agent (boot retried once)
+#   vm_exec NAME CMD           run CMD in the guest, print output, return rc
+#   vm_kill NAME               stop a guest
+#   harness_teardown           kill every guest, delete the namespace
+#
+# Everything lives in one network namespace this harness creates
+# (selfmig-<pid>) on 10.77.0.0/24: the bridge holds the client endpoint
+# 10.77.0.1 and each guest's tap. Nothing touches any other interface or
+# address, and teardown (on EXIT) removes it all.
+
+HARNESS_NET=10.77.0
+HARNESS_CLIENT_IP=$HARNESS_NET.1
+AGENT_PORT=5555
+
+declare -A VM_PID VM_IP VM_SMP VM_MEM VM_TAP VM_MAC
+
+# Pick the accelerator: SELFMIG_ACCEL=kvm|tcg overrides; by default KVM is
+# used only when /dev/kvm is usable and this host is not itself a guest
+# (nested KVM was measured unusably slow; see Documentation/selfmig/testing.rst).
+vm_accel() {
+	case "${SELFMIG_ACCEL:-auto}" in
+	kvm) echo kvm ;;
+	tcg) echo tcg ;;
+	auto)
+		if [ -r /dev/kvm ] && [ -w /dev/kvm ] && ! grep -qw hypervisor /proc/cpuinfo; then
+			echo kvm
+		else
+			echo tcg
+		fi
+		;;
+	*) die "SELFMIG_ACCEL must be kvm, tcg or auto" ;;
+	esac
+}
+
+# QEMU arguments for the accelerator.
+vm_accel_args() {
+	if [ "$(vm_accel)" = kvm ]; then
+		echo "-accel kvm -cpu host"
+	else
+		echo "-accel tcg,thread=multi -cpu max"
+	fi
+}
+
+harness_init() {
+	HARNESS_KDIR=$1
+	HARNESS_INITRD=$2
+	HARNESS_NS=selfmig-$$
+	HARNESS_DIR=$(mktemp -d /tmp/selfmig-harness.XXXXXX)
+	trap harness_teardown EXIT
+	trap 'exit 130' INT TERM
+	ip netns add "$HARNESS_NS"
+	ip -n "$HARNESS_NS" link set lo up
+	ip -n "$HARNESS_NS" link add br0 type bridge
+	ip -n "$HARNESS_NS" addr add "$HARNESS_CLIENT_IP/24" dev br0
+	ip -n "$HARNESS_NS" link set br0 up
+}
+
+harness_teardown() {
+	local name
+	for name in "${!VM_PID[@]}"; do
+		vm_kill "$name"
+	done
+	[ -n "${HARNESS_NS:-}" ] && ip netns del "$HARNESS_NS" 2>/dev/null
+	[ -n "${HARNESS_DIR:-}" ] && [ -z "${SELFMIG_KEEP_LOGS:-}" ] && rm -rf "$HARNESS_DIR"
+	HARNESS_NS=
+}
+
+# Run a command inside the harness namespace.
+ns() {
+	ip netns exec "$HARNESS_NS" "$@"
+}
+
+vm_boot() {
+	local name=$1 ip=$2 smp=${3:-1} mem=${4:-512}
+	local n=${ip##*.}
+	VM_IP[$name]=$ip
+	VM_SMP[$name]=$smp
+	VM_MEM[$name]=$mem
+	VM_TAP[$name]=tap-$name
+	VM_MAC[$name]=$(printf '52:54:00:77:00:%02x' "$n")
+	if ! ip -n "$HARNESS_NS" link show "tap-$name" >/dev/null 2>&1; then
+		ip -n "$HARNESS_NS" tuntap add dev "tap-$name" mode tap
+		ip -n "$HARNESS_NS" link set "tap-$name" master br0 up
+	fi
+	# shellcheck disable=SC2046
+	ns qemu-system-x86_64 \
+		-nodefaults -display none -no-reboot -monitor none \
+		$(vm_accel_args) -smp "$smp" -m "$mem" \
+		-kernel "$HARNESS_KDIR/arch/x86/boot/bzImage" -initrd "$HARNESS_INITRD" \
+		-append "console=ttyS0 swiotlb=force panic=-1 oops=panic selfmig.ip=$ip/24 selfmig.role=$name" \
+		-serial "file:$HARNESS_DIR/$name.log" \
+		-qmp "unix:$HARNESS_DIR/$name.qmp,server=on,wait=off" \
+		-netdev "tap,id=n0,ifname=tap-$name,script=no,downscript=no" \
+		-device "virtio-net-pci,netdev=n0,mac=${VM_MAC[$name]},iommu_platform=on,disable-legacy=on" \
+		>"$HARNESS_DIR/$name.qemu" 2>&1 &
+	VM_PID[$name]=$!
+}
+
+vm_log() {
+	cat "$HARNESS_DIR/$1.log" 2>/dev/null
+}
+
+# Wait until the guest prints its ready line and its agent answers. A boot
+# that has not become ready in time is retried once (under multi-threaded
+# TCG about one boot in 67 panics early; see ENVIRONMENT notes).
+vm_wait_ready() {
+	local name=$1 timeout=${2:-${SELFMIG_BOOT_TIMEOUT:-120}} attempt t
+	for attempt in 1 2; do
+		for ((t = 0; t < timeout; t++)); do
+			if grep -q "selfmig-guest: ready" "$HARNESS_DIR/$name.log" 2>/dev/null &&
+				vm_exec "$name" true >/dev/null 2>&1; then
+				return 0
+			fi
+			kill -0 "${VM_PID[$name]}" 2>/dev/null || break
+			sleep 1
+		done
+		say "guest $name not ready (attempt $attempt); console tail:"
+		tail -n 20 "$HARNESS_DIR/$name.log" >&2 || true
+		tail -n 5 "$HARNESS_DIR/$name.qemu" >&2 || true
+		vm_kill "$name"
+		[ "$attempt" = 1 ] && vm_boot "$name" "${VM_IP[$name]}" "${VM_SMP[$name]}" "${VM_MEM[$name]}"
+	done
+	return 1
+}
+
+# Run a shell command in a guest through its agent; prints the output and
+# returns the command's exit status (255 when the agent is unreachable).
+vm_exec() {
+	local name=$1 out rc
+	shift
+	out=$(printf '%s\n' "( $* ) 2>&1; echo \"__selfmig_rc=\$?\"" |
+		ns timeout "${SELFMIG_EXEC_TIMEOUT:-60}" socat -t 60 - "TCP:${VM_IP[$name]}:$AGENT_PORT,connect-timeout=2" 2>/dev/null) ||
+		return 255
+	rc=$(printf '%s\n' "$out" | sed -n 's/^__selfmig_rc=//p' | tail -n 1)
+	printf '%s\n' "$out" | grep -v '^__selfmig_rc='
+	[ -n "$rc" ] || return 255
+	return "$rc"
+}
+
+vm_kill() {
+	local name=$1 pid=${VM_PID[$1]:-}
+	[ -n "$pid" ] || return 0
+	kill "$pid" 2>/dev/null
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	unset "VM_PID[$name]"
+}

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! self_migrate: a running guest migrates itself to a fresh VM.
+//!
+//! This crate root only wires the parts together; see
+//! `Documentation/selfmig/` for the design.
+
+use kernel::c_str;
+use kernel::prelude::*;
+
+#[path = "bindings_generated.rs"]
+mod bindings;
+mod control;
+#[path = "../ksupport/global.rs"]
+mod global;
+mod ioctl;
+#[path = "../ksupport/miscdev.rs"]
+mod miscdev;
+#[path = "../ksupport/proto.rs"]
+pub mod proto;
+#[path = "../ksupport/refuse.rs"]
+mod refuse;
+mod sysfs_attrs;
+#[path = "../ksupport/sysfs.rs"]
+mod sysfs;
+
+module! {
+    type: SelfMigrate,
+    name: "self_migrate",
+    author: "selfmig developers",
+    description: "Live self-migration of a Linux guest to a fresh VM",
+    license: "GPL",
+}
+
+/// The loaded module: its control surfaces and the state behind them.
+///
+/// Fields drop in order: the device and the sysfs directory go first, so no
+/// callback can reach the control state once it is freed.
+struct SelfMigrate {
+    _dev: miscdev::Registration,
+    _sysfs: sysfs::SysfsDir,
+    _control: global::Published<control::Control>,
+}
+
+impl kernel::Module for SelfMigrate {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let control = control::publish()?;
+        let sysfs = sysfs::SysfsDir::new(c_str!("self_migrate"), &sysfs_attrs::ATTRS)?;
+        let dev = miscdev::Registration::new(c_str!("self_migrate"), module, ioctl::dispatch)?;
+        pr_info!("loaded; control in /sys/kernel/self_migrate and /dev/self_migrate\n");
+        Ok(Self {
+            _dev: dev,
+            _sysfs: sysfs,
+            _control: control,
+        })
+    }
+}
