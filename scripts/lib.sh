@@ -19,7 +19,9 @@ RUSTC=${RUSTC:-/usr/bin/rustc}
 BINDGEN=${BINDGEN:-$HOME/.cargo/bin/bindgen}
 KMAKE_FLAGS=(LLVM=1 "RUSTC=$RUSTC" "BINDGEN=$BINDGEN")
 
-export PATH="$HOME/.cargo/bin:$PATH"
+# cargo-installed and pip-installed tools, wherever this Python puts scripts.
+PY_SCRIPTS=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)
+export PATH="$HOME/.cargo/bin:${PY_SCRIPTS:+$PY_SCRIPTS:}$PATH"
 
 # Print a message prefixed with the script name and exit non-zero.
 die() {

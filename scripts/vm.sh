@@ -65,9 +65,14 @@ harness_teardown() {
 	for name in "${!VM_PID[@]}"; do
 		vm_kill "$name"
 	done
-	[ -n "${HARNESS_NS:-}" ] && ip netns del "$HARNESS_NS" 2>/dev/null
-	[ -n "${HARNESS_DIR:-}" ] && [ -z "${SELFMIG_KEEP_LOGS:-}" ] && rm -rf "$HARNESS_DIR"
+	if [ -n "${HARNESS_NS:-}" ]; then
+		ip netns del "$HARNESS_NS" 2>/dev/null || true
+	fi
+	if [ -n "${HARNESS_DIR:-}" ] && [ -z "${SELFMIG_KEEP_LOGS:-}" ]; then
+		rm -rf "$HARNESS_DIR"
+	fi
 	HARNESS_NS=
+	return 0
 }
 
 # Run a command inside the harness namespace.
@@ -87,8 +92,10 @@ vm_boot() {
 		ip -n "$HARNESS_NS" tuntap add dev "tap-$name" mode tap
 		ip -n "$HARNESS_NS" link set "tap-$name" master br0 up
 	fi
+	# Not through `ns`: a function would run in a subshell and $! would not
+	# be QEMU's pid. `ip netns exec` execs QEMU, so here it is.
 	# shellcheck disable=SC2046
-	ns qemu-system-x86_64 \
+	ip netns exec "$HARNESS_NS" qemu-system-x86_64 \
 		-nodefaults -display none -no-reboot -monitor none \
 		$(vm_accel_args) -smp "$smp" -m "$mem" \
 		-kernel "$HARNESS_KDIR/arch/x86/boot/bzImage" -initrd "$HARNESS_INITRD" \
@@ -145,12 +152,12 @@ vm_exec() {
 vm_kill() {
 	local name=$1 pid=${VM_PID[$1]:-}
 	[ -n "$pid" ] || return 0
-	kill "$pid" 2>/dev/null
+	kill "$pid" 2>/dev/null || true
 	for _ in 1 2 3 4 5 6 7 8 9 10; do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.2
 	done
-	kill -9 "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
 	unset "VM_PID[$name]"
 }

@@ -41,13 +41,18 @@ same_shape() {
 }
 
 teardown_clean() {
-	local ns=$HARNESS_NS pids="${VM_PID[*]}"
+	local ns=$HARNESS_NS dir=$HARNESS_DIR
+	# Every QEMU of this harness names the state directory on its command line.
+	pgrep -f "$dir/" >/dev/null || { tap_diag "no QEMU of this harness running before teardown?"; return 1; }
 	harness_teardown
-	! ip netns list | grep -qw "$ns" || return 1
-	for p in $pids; do
-		kill -0 "$p" 2>/dev/null && return 1
-	done
-	return 0
+	if ip netns list | grep -qw "$ns"; then
+		tap_diag "namespace $ns still exists"
+		return 1
+	fi
+	if pgrep -f "$dir/" >/dev/null; then
+		tap_diag "QEMU processes survived: $(pgrep -f "$dir/" | tr '\n' ' ')"
+		return 1
+	fi
 }
 
 tap_plan 12
