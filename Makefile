@@ -26,8 +26,7 @@ KDIR_DEP := kernel
 KDIR = $(shell cat $(TOP)/build/kdir 2>/dev/null)
 endif
 
-.PHONY: all modules kernel setup clean check demo test-proto test-kselftest \
-	test-harness rust-analyzer fmt
+.PHONY: all modules kernel setup clean check demo rust-analyzer fmt fmt-check
 
 all: modules
 
@@ -52,10 +51,16 @@ clean:
 	rm -rf $(TOP)/build $(TOP)/proto/target
 	find $(TOP) -name bindings_generated.rs -delete
 
+# rustfmt follows `mod` declarations, so the crate roots cover every file
+# of the modules, ksupport/ and the proto/ files they include.
+RUSTFMT_ROOTS := self_migrate/self_migrate.rs inflate_loader/inflate_loader.rs \
+	proto/src/lib.rs proto/tests/*.rs
+
 fmt:
-	rustfmt --edition 2021 --config-path $(TOP)/.rustfmt.toml \
-		self_migrate/*.rs inflate_loader/*.rs ksupport/*.rs
-	cd proto && cargo fmt
+	cd $(TOP) && rustfmt --edition 2021 --config-path .rustfmt.toml $(RUSTFMT_ROOTS)
+
+fmt-check:
+	cd $(TOP) && rustfmt --edition 2021 --config-path .rustfmt.toml --check $(RUSTFMT_ROOTS)
 
 check: modules
 	@$(TOP)/scripts/check.sh

@@ -18,9 +18,9 @@ mod global;
 pub mod proto;
 #[path = "../ksupport/refuse.rs"]
 mod refuse;
-mod sysfs_attrs;
 #[path = "../ksupport/sysfs.rs"]
 mod sysfs;
+mod sysfs_attrs;
 
 module! {
     type: InflateLoader,

@@ -78,7 +78,8 @@ fn status_show(out: &mut ShowBuf<'_>) -> Result {
 
 /// Shows counters as `key: value` lines.
 fn stats_show(out: &mut ShowBuf<'_>) -> Result {
-    let (s, n, key_set, last_error) = control::with(|c| (c.state, c.counters, !c.key.is_empty(), c.last_error))?;
+    let (s, n, key_set, last_error) =
+        control::with(|c| (c.state, c.counters, !c.key.is_empty(), c.last_error))?;
     (|| -> core::fmt::Result {
         writeln!(out, "state: {}", s.as_str())?;
         writeln!(out, "key_set: {}", u8::from(key_set))?;
@@ -94,9 +95,34 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
 
 /// The attribute table.
 pub(crate) static ATTRS: [Attr; 5] = [
-    Attr { name: c_str!("listen"), mode: 0o644, show: Some(listen_show), store: Some(listen_store) },
-    Attr { name: c_str!("key"), mode: 0o200, show: None, store: Some(key_store) },
-    Attr { name: c_str!("enable"), mode: 0o200, show: None, store: Some(enable_store) },
-    Attr { name: c_str!("status"), mode: 0o444, show: Some(status_show), store: None },
-    Attr { name: c_str!("stats"), mode: 0o444, show: Some(stats_show), store: None },
+    Attr {
+        name: c_str!("listen"),
+        mode: 0o644,
+        show: Some(listen_show),
+        store: Some(listen_store),
+    },
+    Attr {
+        name: c_str!("key"),
+        mode: 0o200,
+        show: None,
+        store: Some(key_store),
+    },
+    Attr {
+        name: c_str!("enable"),
+        mode: 0o200,
+        show: None,
+        store: Some(enable_store),
+    },
+    Attr {
+        name: c_str!("status"),
+        mode: 0o444,
+        show: Some(status_show),
+        store: None,
+    },
+    Attr {
+        name: c_str!("stats"),
+        mode: 0o444,
+        show: Some(stats_show),
+        store: None,
+    },
 ];

@@ -61,7 +61,11 @@ unsafe impl Sync for Registration {}
 
 impl Registration {
     /// Registers `/dev/<name>` (mode 0600) answering ioctls with `ioctl`.
-    pub(crate) fn new(name: &'static CStr, module: &'static ThisModule, ioctl: IoctlFn) -> Result<Self> {
+    pub(crate) fn new(
+        name: &'static CStr,
+        module: &'static ThisModule,
+        ioctl: IoctlFn,
+    ) -> Result<Self> {
         let mut inner = KBox::new(
             Inner {
                 misc: bindings::miscdevice::default(),

@@ -162,7 +162,8 @@ impl SysfsDir {
         // SAFETY: `name` is a NUL-terminated string that outlives the
         // kobject; `kernel_kobj` is the kobject of `/sys/kernel`, created at
         // boot and never freed.
-        let kobj = unsafe { bindings::kobject_create_and_add(name.as_char_ptr(), bindings::kernel_kobj) };
+        let kobj =
+            unsafe { bindings::kobject_create_and_add(name.as_char_ptr(), bindings::kernel_kobj) };
         let kobj = NonNull::new(kobj).ok_or(ENOMEM)?;
         // SAFETY: `kobj` is live; `group` and everything it points to stay
         // allocated and unchanged until `drop` removes the group.

@@ -20,6 +20,8 @@ mkdir -p "$SELFMIG_CACHE"
 tmp="$dir.tmp"
 rm -rf "$tmp"
 mkdir -p "$tmp"
+# A failed or interrupted build leaves nothing behind.
+trap 'rm -rf "$tmp"' EXIT
 say "unpacking $KERNEL_TARBALL"
 tar -C "$tmp" --strip-components=1 -xf "$KERNEL_TARBALL"
 
@@ -60,4 +62,5 @@ for old in "$SELFMIG_CACHE"/kernel-*; do
 	[ "$old" = "$tmp" ] || rm -rf "$old"
 done
 mv "$tmp" "$dir"
+trap - EXIT
 echo "$dir"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # `make check`: every test, then one summary line "N passed, N failed".
-#   1. proto/ host tests (cargo test)
-#   2. kselftests in a virtme-ng guest (module load/unload, sysfs, ioctl)
-#   3. two-guest harness bring-up
+#   1. lint: rustfmt clean, `make CLIPPY=1` without warnings
+#   2. proto/ host tests (cargo test)
+#   3. kselftests in a virtme-ng guest (module load/unload, sysfs, ioctl)
+#   4. two-guest harness bring-up
 # Logs go to build/check/. Exit status is non-zero if anything failed.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -21,6 +22,20 @@ add() {
 	pass=$((pass + $1)) fail=$((fail + $2)) skip=$((skip + $3))
 	echo "== $4: $1 passed, $2 failed, $3 skipped"
 }
+
+echo "== lint"
+{
+	tap_plan 2
+	tap_result "rustfmt --check" quiet make -s -C "$SELFMIG_TOP" fmt-check
+	make -C "$SELFMIG_TOP" CLIPPY=1 modules > "$logs/clippy.log" 2>&1
+	clippy_rc=$?
+	tap_result "make CLIPPY=1: builds, no warnings" \
+		eval '[ $clippy_rc = 0 ] && ! grep -Eq "^(warning|error)" "$logs/clippy.log"'
+	# Leave the regular (non-clippy) objects behind.
+	make -s -C "$SELFMIG_TOP" modules > /dev/null 2>&1
+} | tee "$logs/lint.tap"
+read -r p f s < <(tap_count "$logs/lint.tap")
+add "$p" "$f" "$s" lint
 
 echo "== proto: cargo test"
 if cargo test --manifest-path "$SELFMIG_TOP/proto/Cargo.toml" 2>&1 | tee "$logs/cargo.log" | grep -E "^test |test result"; then :; fi

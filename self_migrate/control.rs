@@ -78,7 +78,8 @@ impl Control {
         if s.token.is_empty() {
             return Err(ControlError::NoToken);
         }
-        let mut token = KVec::with_capacity(s.token.len(), GFP_KERNEL).map_err(|_| ControlError::OutOfMemory)?;
+        let mut token = KVec::with_capacity(s.token.len(), GFP_KERNEL)
+            .map_err(|_| ControlError::OutOfMemory)?;
         token
             .extend_from_slice(&s.token, GFP_KERNEL)
             .map_err(|_| ControlError::OutOfMemory)?;
@@ -127,7 +128,13 @@ pub(crate) fn start(op: &str, req: Request) -> Result {
         // The migration engine arrives with the end-to-end issue; until then
         // a well-formed request is refused as not supported, after every
         // check above has run.
-        let _ = (&req.target, &req.token, req.max_downtime_ms, req.verify, req.tracker);
+        let _ = (
+            &req.target,
+            &req.token,
+            req.max_downtime_ms,
+            req.verify,
+            req.tracker,
+        );
         Err(ControlError::NotSupported)
     })?;
     verdict.map_err(|e| refuse(op, e))

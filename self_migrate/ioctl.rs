@@ -6,8 +6,8 @@
 //! decoded request then takes the same path as a sysfs `start`.
 
 use crate::control::{self, Request, Tracker};
-use crate::refuse::refuse;
 use crate::proto::uapi::{self, ControlError, StartArgs, StatusArgs};
+use crate::refuse::refuse;
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
 
@@ -40,7 +40,8 @@ fn start(cmd: u32, arg: usize) -> Result<isize> {
     args.validate().map_err(|e| refuse(OP, e))?;
     let len = args.token_len as usize;
     let mut token = KVec::from_elem(0u8, len, GFP_KERNEL)?;
-    let ptr = usize::try_from(args.token_ptr).map_err(|_| refuse(OP, ControlError::BadUserPointer))?;
+    let ptr =
+        usize::try_from(args.token_ptr).map_err(|_| refuse(OP, ControlError::BadUserPointer))?;
     UserSlice::new(ptr, len)
         .reader()
         .read_slice(&mut token)

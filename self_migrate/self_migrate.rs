@@ -20,9 +20,9 @@ mod miscdev;
 pub mod proto;
 #[path = "../ksupport/refuse.rs"]
 mod refuse;
-mod sysfs_attrs;
 #[path = "../ksupport/sysfs.rs"]
 mod sysfs;
+mod sysfs_attrs;
 
 module! {
     type: SelfMigrate,

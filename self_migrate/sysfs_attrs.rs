@@ -4,8 +4,8 @@
 //! `Documentation/ABI/testing/sysfs-kernel-self_migrate`).
 
 use crate::control::{self, Tracker};
-use crate::refuse::refuse;
 use crate::proto::uapi::{self, ControlError, Endpoint, MAX_TOKEN_LEN};
+use crate::refuse::refuse;
 use crate::sysfs::{Attr, ShowBuf};
 use core::fmt::Write;
 use kernel::c_str;
@@ -127,21 +127,66 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
 
 /// The attribute table.
 pub(crate) static ATTRS: [Attr; 10] = [
-    Attr { name: c_str!("target"), mode: 0o644, show: Some(target_show), store: Some(target_store) },
-    Attr { name: c_str!("token"), mode: 0o200, show: None, store: Some(token_store) },
+    Attr {
+        name: c_str!("target"),
+        mode: 0o644,
+        show: Some(target_show),
+        store: Some(target_store),
+    },
+    Attr {
+        name: c_str!("token"),
+        mode: 0o200,
+        show: None,
+        store: Some(token_store),
+    },
     Attr {
         name: c_str!("max_downtime_ms"),
         mode: 0o644,
         show: Some(max_downtime_show),
         store: Some(max_downtime_store),
     },
-    Attr { name: c_str!("verify"), mode: 0o644, show: Some(verify_show), store: Some(verify_store) },
-    Attr { name: c_str!("tracker"), mode: 0o644, show: Some(tracker_show), store: Some(tracker_store) },
-    Attr { name: c_str!("start"), mode: 0o200, show: None, store: Some(start_store) },
-    Attr { name: c_str!("abort"), mode: 0o200, show: None, store: Some(abort_store) },
-    Attr { name: c_str!("status"), mode: 0o444, show: Some(status_show), store: None },
-    Attr { name: c_str!("stats"), mode: 0o444, show: Some(stats_show), store: None },
-    Attr { name: c_str!("version"), mode: 0o444, show: Some(version_show), store: None },
+    Attr {
+        name: c_str!("verify"),
+        mode: 0o644,
+        show: Some(verify_show),
+        store: Some(verify_store),
+    },
+    Attr {
+        name: c_str!("tracker"),
+        mode: 0o644,
+        show: Some(tracker_show),
+        store: Some(tracker_store),
+    },
+    Attr {
+        name: c_str!("start"),
+        mode: 0o200,
+        show: None,
+        store: Some(start_store),
+    },
+    Attr {
+        name: c_str!("abort"),
+        mode: 0o200,
+        show: None,
+        store: Some(abort_store),
+    },
+    Attr {
+        name: c_str!("status"),
+        mode: 0o444,
+        show: Some(status_show),
+        store: None,
+    },
+    Attr {
+        name: c_str!("stats"),
+        mode: 0o444,
+        show: Some(stats_show),
+        store: None,
+    },
+    Attr {
+        name: c_str!("version"),
+        mode: 0o444,
+        show: Some(version_show),
+        store: None,
+    },
 ];
 
 /// Shows the wire and ioctl ABI versions.

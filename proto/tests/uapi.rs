@@ -57,11 +57,32 @@ fn endpoints() {
         assert_eq!(Endpoint::parse(bad), Err(ControlError::UnusableAddress));
     }
     assert_eq!(ControlError::UnusableAddress.errno(), EADDRNOTAVAIL);
-    assert_eq!(Endpoint::parse_listen(b"0.0.0.0:7000"), Ok(Endpoint { addr: [0; 4], port: 7000 }));
-    assert_eq!(Endpoint::parse_listen(b"10.1.2.3:1"), Ok(Endpoint { addr: [10, 1, 2, 3], port: 1 }));
-    assert_eq!(Endpoint::parse_listen(b"0.0.0.0:0"), Err(ControlError::PortOutOfRange));
-    assert_eq!(Endpoint::parse_listen(b"239.1.1.1:5"), Err(ControlError::UnusableAddress));
-    assert_eq!(Endpoint::parse_listen(b"x:5"), Err(ControlError::BadEndpointSyntax));
+    assert_eq!(
+        Endpoint::parse_listen(b"0.0.0.0:7000"),
+        Ok(Endpoint {
+            addr: [0; 4],
+            port: 7000
+        })
+    );
+    assert_eq!(
+        Endpoint::parse_listen(b"10.1.2.3:1"),
+        Ok(Endpoint {
+            addr: [10, 1, 2, 3],
+            port: 1
+        })
+    );
+    assert_eq!(
+        Endpoint::parse_listen(b"0.0.0.0:0"),
+        Err(ControlError::PortOutOfRange)
+    );
+    assert_eq!(
+        Endpoint::parse_listen(b"239.1.1.1:5"),
+        Err(ControlError::UnusableAddress)
+    );
+    assert_eq!(
+        Endpoint::parse_listen(b"x:5"),
+        Err(ControlError::BadEndpointSyntax)
+    );
     assert_eq!(ControlError::PortOutOfRange.errno(), ERANGE);
 }
 
