@@ -53,7 +53,7 @@ clean:
 
 # rustfmt follows `mod` declarations, so the crate roots cover every file
 # of the modules, ksupport/ and the proto/ files they include.
-RUSTFMT_ROOTS := self_migrate/self_migrate.rs inflate_loader/inflate_loader.rs \
+RUSTFMT_ROOTS := self_migrate/main.rs inflate_loader/inflate_loader.rs \
 	proto/src/lib.rs proto/tests/*.rs
 
 fmt:

@@ -3,5 +3,16 @@
  * Kernel interfaces inflate_loader.ko reaches directly; bindgen turns these
  * into the module's `bindings` (see ksupport/bindgen.mk).
  */
+#include <linux/in.h>
+#include <linux/ioport.h>
 #include <linux/kobject.h>
+#include <linux/kthread.h>
+#include <linux/net.h>
+#include <linux/numa.h>
+#include <linux/socket.h>
 #include <linux/sysfs.h>
+#include <linux/timekeeping.h>
+#include <linux/uio.h>
+#include <net/net_namespace.h>
+#include <net/sock.h>
+#include <asm/pgtable.h>

@@ -1,20 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Loader control: listening endpoint, provider key and counters.
+//! Loader control: listening endpoint, provider key, counters, and the
+//! receiver thread's view of them.
 
 use crate::global::{Global, Published};
+use crate::kthread::KThread;
+use crate::listener::TcpListener;
 use crate::proto::uapi::{ControlError, Endpoint};
 use crate::refuse::refuse;
+use crate::socket::Shutdown;
+use kernel::c_str;
 use kernel::new_mutex;
 use kernel::prelude::*;
 
 /// What the loader is doing.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LoaderState {
-    /// Configured or not, but not accepting connections.
+    /// Not accepting connections.
     Idle,
-    /// Accepting one migration.
+    /// Waiting for a source.
     Listening,
+    /// A source is connected and sending its image.
+    Receiving,
 }
 
 impl LoaderState {
@@ -23,6 +30,7 @@ impl LoaderState {
         match self {
             LoaderState::Idle => "idle",
             LoaderState::Listening => "listening",
+            LoaderState::Receiving => "receiving",
         }
     }
 }
@@ -34,12 +42,45 @@ pub(crate) struct Counters {
     pub(crate) pages_granted: u64,
     /// Pages paid for through the hash chain.
     pub(crate) pages_paid: u64,
-    /// Pages received into the image.
+    /// Pages inflated into the image (restore not implemented yet: 0).
     pub(crate) pages_used: u64,
+    /// Pages received and validated in the current or last migration.
+    pub(crate) pages_received: u64,
     /// Migrations admitted.
     pub(crate) admitted: u64,
-    /// Migrations refused or aborted.
+    /// Migrations refused at admission.
     pub(crate) refused: u64,
+    /// Admitted migrations that ended without a complete image.
+    pub(crate) failed: u64,
+}
+
+/// The receiver thread and what others need to reach it.
+#[derive(Default)]
+struct Run {
+    thread: Option<KThread>,
+    /// The listener the thread is about to take.
+    pending: Option<TcpListener>,
+    /// Shuts the listener down; set while the thread holds it.
+    listener: Option<Shutdown>,
+    /// Shuts the current connection down; set while it is open.
+    conn: Option<Shutdown>,
+    /// Set by disable and unload; the thread ends.
+    stop: bool,
+    /// Set at module unload: no new listener may start.
+    closing: bool,
+}
+
+impl Run {
+    /// Unblocks the thread: shuts its listener and connection down.
+    fn interrupt(&mut self) {
+        self.stop = true;
+        for handle in [self.listener, self.conn].into_iter().flatten() {
+            // SAFETY: The handles are set while their sockets are alive and
+            // withdrawn under the control lock (held here) before the
+            // sockets are dropped.
+            unsafe { handle.shutdown() };
+        }
+    }
 }
 
 /// Everything behind the control mutex.
@@ -54,10 +95,14 @@ pub(crate) struct Control {
     pub(crate) counters: Counters,
     /// Reason of the last refusal or failure.
     pub(crate) last_error: &'static str,
+    run: Run,
 }
 
 /// The control state, published while the module is loaded.
 static CONTROL: Global<Control> = Global::new();
+
+/// The receiver thread's entry point.
+static RECEIVER_THREAD: fn() = crate::receiver::run;
 
 /// Allocates the control state and publishes it for the callbacks.
 pub(crate) fn publish() -> Result<Published<Control>> {
@@ -69,6 +114,7 @@ pub(crate) fn publish() -> Result<Published<Control>> {
             state: LoaderState::Idle,
             counters: Counters::default(),
             last_error: "none",
+            run: Run::default(),
         }),
     )
 }
@@ -81,29 +127,101 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut Control) -> R) -> Result<R> {
 /// Starts listening with the configured endpoint and key.
 pub(crate) fn enable(op: &str) -> Result {
     let verdict = with(|c| {
-        if c.state == LoaderState::Listening {
+        if c.run.closing {
+            return Err(ControlError::NotSupported);
+        }
+        if c.state != LoaderState::Idle {
             return Err(ControlError::Busy);
         }
-        if c.listen.is_none() {
-            return Err(ControlError::NoTarget);
-        }
+        let ep = c.listen.ok_or(ControlError::NoTarget)?;
         if c.key.is_empty() {
             return Err(ControlError::NoKey);
         }
-        // The receiver arrives with the end-to-end issue.
-        Err(ControlError::NotSupported)
+        Ok((ep, c.run.thread.take()))
     })?;
-    verdict.map_err(|e| refuse(op, e))
+    let (ep, previous) = verdict.map_err(|e| refuse(op, e))?;
+    // The last receiver thread has finished; stop it outside the lock.
+    drop(previous);
+    let listener = TcpListener::bind(&ep).inspect_err(|e| {
+        pr_warn!("{}: cannot listen on port {} (errno {})\n", op, ep.port, -e.to_errno());
+    })?;
+    with(|c| {
+        c.run.listener = Some(listener.shutdown_handle());
+        c.run.pending = Some(listener);
+        c.run.stop = false;
+        c.state = LoaderState::Listening;
+    })?;
+    match KThread::spawn(c_str!("inflate_loader"), &RECEIVER_THREAD) {
+        Ok(thread) => with(|c| c.run.thread = Some(thread)),
+        Err(e) => {
+            with(|c| {
+                c.run.listener = None;
+                c.run.pending = None;
+                c.state = LoaderState::Idle;
+            })?;
+            Err(e)
+        }
+    }
 }
 
-/// Stops listening.
+/// Stops listening (and drops a migration in progress).
 pub(crate) fn disable(op: &str) -> Result {
     let verdict = with(|c| {
-        if c.state != LoaderState::Listening {
+        if c.state == LoaderState::Idle {
             return Err(ControlError::NotListening);
         }
-        c.state = LoaderState::Idle;
-        Ok(())
+        c.run.interrupt();
+        Ok(c.run.thread.take())
     })?;
-    verdict.map_err(|e| refuse(op, e))
+    let thread = verdict.map_err(|e| refuse(op, e))?;
+    drop(thread);
+    with(|c| c.state = LoaderState::Idle)
+}
+
+/// Stops the receiver for module unload.
+pub(crate) fn shutdown() {
+    let thread = with(|c| {
+        c.run.closing = true;
+        c.run.interrupt();
+        c.run.thread.take()
+    });
+    drop(thread);
+}
+
+/// For the thread: takes the listener.
+pub(crate) fn take_listener() -> Option<TcpListener> {
+    with(|c| c.run.pending.take()).ok().flatten()
+}
+
+/// For the thread: the listener is about to be dropped.
+pub(crate) fn listener_done() {
+    let _ = with(|c| {
+        c.run.listener = None;
+        c.state = LoaderState::Idle;
+    });
+}
+
+/// For the thread: publishes or withdraws the connection's shutdown
+/// handle. Returns false if the loader is stopping.
+pub(crate) fn set_conn(conn: Option<Shutdown>) -> bool {
+    with(|c| {
+        c.run.conn = if c.run.stop { None } else { conn };
+        c.state = if c.run.conn.is_some() {
+            LoaderState::Receiving
+        } else {
+            LoaderState::Listening
+        };
+        !c.run.stop
+    })
+    .unwrap_or(false)
+}
+
+/// For the thread: whether to stop.
+pub(crate) fn stop_requested() -> bool {
+    with(|c| c.run.stop).unwrap_or(true)
+}
+
+/// For the thread: updates counters and the last error.
+pub(crate) fn update(f: impl FnOnce(&mut Counters, &mut &'static str)) {
+    let _ = with(|c| f(&mut c.counters, &mut c.last_error));
 }

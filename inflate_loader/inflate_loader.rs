@@ -11,13 +11,28 @@ use kernel::prelude::*;
 
 #[path = "bindings_generated.rs"]
 mod bindings;
+#[path = "../ksupport/channel.rs"]
+mod channel;
 mod control;
+#[path = "../ksupport/errno.rs"]
+mod errno;
+#[path = "../ksupport/failure.rs"]
+mod failure;
 #[path = "../ksupport/global.rs"]
 mod global;
+#[path = "../ksupport/kthread.rs"]
+mod kthread;
+#[path = "../ksupport/listener.rs"]
+mod listener;
+#[path = "../ksupport/machine.rs"]
+mod machine;
 #[path = "../ksupport/proto.rs"]
 pub mod proto;
+mod receiver;
 #[path = "../ksupport/refuse.rs"]
 mod refuse;
+#[path = "../ksupport/socket.rs"]
+mod socket;
 #[path = "../ksupport/sysfs.rs"]
 mod sysfs;
 mod sysfs_attrs;
@@ -37,6 +52,13 @@ module! {
 struct InflateLoader {
     _sysfs: sysfs::SysfsDir,
     _control: global::Published<control::Control>,
+}
+
+impl Drop for InflateLoader {
+    fn drop(&mut self) {
+        // Stop the receiver before the interface and the state go away.
+        control::shutdown();
+    }
 }
 
 impl kernel::Module for InflateLoader {

@@ -32,7 +32,7 @@ fn listen_show(out: &mut ShowBuf<'_>) -> Result {
 fn listen_store(input: &[u8]) -> Result {
     let ep = Endpoint::parse_listen(input).map_err(|e| refuse("listen", e))?;
     let verdict = control::with(|c| {
-        if c.state == LoaderState::Listening {
+        if c.state != LoaderState::Idle {
             return Err(ControlError::Busy);
         }
         c.listen = Some(ep);
@@ -86,8 +86,10 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
         writeln!(out, "pages_granted: {}", n.pages_granted)?;
         writeln!(out, "pages_paid: {}", n.pages_paid)?;
         writeln!(out, "pages_used: {}", n.pages_used)?;
+        writeln!(out, "pages_received: {}", n.pages_received)?;
         writeln!(out, "admitted: {}", n.admitted)?;
         writeln!(out, "refused: {}", n.refused)?;
+        writeln!(out, "failed: {}", n.failed)?;
         writeln!(out, "last_error: {last_error}")
     })()
     .map_err(fmt_err)

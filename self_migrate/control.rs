@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Migration control: the settings and status behind sysfs and the ioctl,
-//! and the one validated path both use to start and abort.
+//! the one validated path both use to start and abort, and the migration
+//! thread's view of them.
 //!
 //! Every refusal goes through `refuse()`, which logs one line naming the
 //! operation and the reason and returns the errno from `proto::uapi`, so the
 //! two interfaces cannot drift apart.
 
+use crate::failure::Failure;
 use crate::global::{Global, Published};
-use crate::proto::uapi::{ControlError, Endpoint, State, StatusArgs, DEFAULT_MAX_DOWNTIME_MS};
+use crate::kthread::KThread;
+use crate::proto::uapi::{self, ControlError, Endpoint, State, StatusArgs};
 use crate::refuse::refuse;
+use crate::socket::Shutdown;
+use kernel::c_str;
 use kernel::new_mutex;
 use kernel::prelude::*;
 
@@ -37,6 +42,7 @@ pub(crate) struct Request {
     /// Where the target loader listens.
     pub(crate) target: Endpoint,
     /// Admission token, 1 to `MAX_TOKEN_LEN` bytes.
+    #[allow(dead_code, reason = "presented to the target once admission lands")]
     pub(crate) token: KVec<u8>,
     /// Downtime target in milliseconds.
     pub(crate) max_downtime_ms: u32,
@@ -60,14 +66,43 @@ pub(crate) struct Settings {
     pub(crate) tracker: Tracker,
 }
 
+/// Counters shown in `stats` beyond the ioctl status.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Extra {
+    /// Pages sent as zero markers.
+    pub(crate) zero_pages: u64,
+    /// Pages skipped because they were free.
+    pub(crate) free_pages: u64,
+    /// RAM pages not mapped in the direct map (not sent).
+    pub(crate) unmapped_pages: u64,
+}
+
+/// The migration thread and what others need to reach it.
+#[derive(Default)]
+struct Run {
+    /// The thread of the current or last migration (parked when done).
+    thread: Option<KThread>,
+    /// The request the thread is about to take.
+    pending: Option<Request>,
+    /// Set by abort; the thread checks it between batches.
+    abort: bool,
+    /// Shuts the thread's connection down; set only while it is open.
+    live: Option<Shutdown>,
+    /// Set at module unload: no new migration may start.
+    closing: bool,
+}
+
 /// Everything behind the control mutex.
 pub(crate) struct Control {
     /// sysfs settings.
     pub(crate) settings: Settings,
     /// Progress and result of the current or last migration.
     pub(crate) status: StatusArgs,
+    /// More progress counters.
+    pub(crate) extra: Extra,
     /// Reason of the last failure, for `stats`.
     pub(crate) last_error: &'static str,
+    run: Run,
 }
 
 impl Control {
@@ -78,8 +113,8 @@ impl Control {
         if s.token.is_empty() {
             return Err(ControlError::NoToken);
         }
-        let mut token = KVec::with_capacity(s.token.len(), GFP_KERNEL)
-            .map_err(|_| ControlError::OutOfMemory)?;
+        let mut token =
+            KVec::with_capacity(s.token.len(), GFP_KERNEL).map_err(|_| ControlError::OutOfMemory)?;
         token
             .extend_from_slice(&s.token, GFP_KERNEL)
             .map_err(|_| ControlError::OutOfMemory)?;
@@ -96,6 +131,9 @@ impl Control {
 /// The control state, published while the module is loaded.
 static CONTROL: Global<Control> = Global::new();
 
+/// The migration thread's entry point.
+static MIGRATION_THREAD: fn() = crate::migrate::run;
+
 /// Allocates the control state and publishes it for the callbacks.
 pub(crate) fn publish() -> Result<Published<Control>> {
     Published::new(
@@ -104,12 +142,14 @@ pub(crate) fn publish() -> Result<Published<Control>> {
             settings: Settings {
                 target: None,
                 token: KVec::new(),
-                max_downtime_ms: DEFAULT_MAX_DOWNTIME_MS,
+                max_downtime_ms: uapi::DEFAULT_MAX_DOWNTIME_MS,
                 verify: false,
                 tracker: Tracker::Paging,
             },
             status: StatusArgs::idle(),
+            extra: Extra::default(),
             last_error: "none",
+            run: Run::default(),
         }),
     )
 }
@@ -122,22 +162,35 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut Control) -> R) -> Result<R> {
 /// Starts a migration; the path shared by sysfs `start` and `SELFMIG_IOC_START`.
 pub(crate) fn start(op: &str, req: Request) -> Result {
     let verdict = with(|c| {
+        if c.run.closing {
+            return Err(ControlError::NotSupported);
+        }
         if c.status.state.is_running() {
             return Err(ControlError::Busy);
         }
-        // The migration engine arrives with the end-to-end issue; until then
-        // a well-formed request is refused as not supported, after every
-        // check above has run.
-        let _ = (
-            &req.target,
-            &req.token,
-            req.max_downtime_ms,
-            req.verify,
-            req.tracker,
-        );
-        Err(ControlError::NotSupported)
+        c.run.pending = Some(req);
+        c.run.abort = false;
+        c.status = StatusArgs::idle();
+        c.status.state = State::Connecting;
+        c.extra = Extra::default();
+        c.last_error = "none";
+        // The last migration's thread has finished; stop it outside the lock.
+        Ok(c.run.thread.take())
     })?;
-    verdict.map_err(|e| refuse(op, e))
+    let previous = verdict.map_err(|e| refuse(op, e))?;
+    drop(previous);
+    match KThread::spawn(c_str!("self_migrate"), &MIGRATION_THREAD) {
+        Ok(thread) => with(|c| c.run.thread = Some(thread)),
+        Err(e) => {
+            with(|c| {
+                c.run.pending = None;
+                c.status.state = State::Failed;
+                c.status.last_errno = (-e.to_errno()) as u32;
+                c.last_error = "cannot start the migration thread";
+            })?;
+            Err(e)
+        }
+    }
 }
 
 /// Aborts the running migration; shared by sysfs `abort` and `SELFMIG_IOC_ABORT`.
@@ -146,13 +199,89 @@ pub(crate) fn abort(op: &str) -> Result {
         if !c.status.state.is_running() {
             return Err(ControlError::NotRunning);
         }
-        c.status.state = State::Aborted;
+        c.run.abort = true;
+        if let Some(live) = c.run.live {
+            // SAFETY: `live` is set by the thread while its stream is open
+            // and cleared under this lock before the stream is dropped.
+            unsafe { live.shutdown() };
+        }
         Ok(())
     })?;
-    verdict.map_err(|e| refuse(op, e))
+    verdict.map_err(|e| refuse(op, e))?;
+    pr_info!("{}: abort requested\n", op);
+    Ok(())
+}
+
+/// Stops any migration for module unload. Before commit a migration just
+/// ends and the guest carries on.
+pub(crate) fn shutdown() {
+    let thread = with(|c| {
+        c.run.closing = true;
+        c.run.abort = true;
+        if let Some(live) = c.run.live {
+            // SAFETY: As in `abort`.
+            unsafe { live.shutdown() };
+        }
+        c.run.thread.take()
+    });
+    // Waits for the thread, which may still take the lock meanwhile.
+    drop(thread);
 }
 
 /// A copy of the current status.
-pub(crate) fn status() -> Result<(StatusArgs, &'static str)> {
-    with(|c| (c.status, c.last_error))
+pub(crate) fn status() -> Result<(StatusArgs, Extra, &'static str)> {
+    with(|c| (c.status, c.extra, c.last_error))
+}
+
+/// For the thread: takes the pending request.
+pub(crate) fn take_request() -> Option<Request> {
+    with(|c| c.run.pending.take()).ok().flatten()
+}
+
+/// The failure an abort request turns into.
+pub(crate) fn aborted() -> Failure {
+    Failure::new(crate::errno::errno(uapi::ECANCELED), "aborted by the user")
+}
+
+/// For the thread: publishes (or, with `None`, withdraws) the handle that
+/// abort uses to interrupt its connection. Fails if abort was requested.
+pub(crate) fn set_live(live: Option<Shutdown>) -> Result<(), Failure> {
+    let abort = with(|c| {
+        c.run.live = if c.run.abort { None } else { live };
+        c.run.abort
+    })
+    .unwrap_or(true);
+    if abort && live.is_some() {
+        return Err(aborted());
+    }
+    Ok(())
+}
+
+/// For the thread: whether abort was requested.
+pub(crate) fn abort_requested() -> bool {
+    with(|c| c.run.abort).unwrap_or(true)
+}
+
+/// For the thread: updates the status.
+pub(crate) fn update(f: impl FnOnce(&mut StatusArgs, &mut Extra)) {
+    let _ = with(|c| f(&mut c.status, &mut c.extra));
+}
+
+/// For the thread: records how the migration ended.
+pub(crate) fn finish(result: Result<(), Failure>, total_ms: u64) {
+    let _ = with(|c| {
+        c.status.total_ms = total_ms;
+        match result {
+            Ok(()) => c.status.state = State::Migrated,
+            Err(f) => {
+                c.status.state = if c.run.abort {
+                    State::Aborted
+                } else {
+                    State::Failed
+                };
+                c.status.last_errno = (-f.err.to_errno()) as u32;
+                c.last_error = f.reason;
+            }
+        }
+    });
 }

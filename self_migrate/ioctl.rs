@@ -69,7 +69,7 @@ fn start(cmd: u32, arg: usize) -> Result<isize> {
 fn status(cmd: u32, arg: usize) -> Result<isize> {
     const OP: &str = "ioctl STATUS";
     expect_cmd(OP, cmd, uapi::IOC_STATUS)?;
-    let (s, _) = control::status()?;
+    let (s, _, _) = control::status()?;
     UserSlice::new(arg, StatusArgs::SIZE)
         .writer()
         .write_slice(&s.to_bytes())

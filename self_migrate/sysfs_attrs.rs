@@ -103,18 +103,21 @@ fn abort_store(input: &[u8]) -> Result {
 
 /// Shows the state as one word.
 fn status_show(out: &mut ShowBuf<'_>) -> Result {
-    let (s, _) = control::status()?;
+    let (s, _, _) = control::status()?;
     writeln!(out, "{}", s.state.as_str()).map_err(fmt_err)
 }
 
 /// Shows progress and results as `key: value` lines.
 fn stats_show(out: &mut ShowBuf<'_>) -> Result {
-    let (s, last_error) = control::status()?;
+    let (s, x, last_error) = control::status()?;
     (|| -> core::fmt::Result {
         writeln!(out, "state: {}", s.state.as_str())?;
         writeln!(out, "round: {}", s.round)?;
         writeln!(out, "pages_sent: {}", s.pages_sent)?;
         writeln!(out, "bytes_sent: {}", s.bytes_sent)?;
+        writeln!(out, "zero_pages: {}", x.zero_pages)?;
+        writeln!(out, "free_pages_skipped: {}", x.free_pages)?;
+        writeln!(out, "unmapped_pages: {}", x.unmapped_pages)?;
         writeln!(out, "dirty_pages: {}", s.dirty_pages)?;
         writeln!(out, "expected_downtime_us: {}", s.expected_downtime_us)?;
         writeln!(out, "downtime_us: {}", s.downtime_us)?;

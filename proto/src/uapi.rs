@@ -41,6 +41,20 @@ pub const EADDRNOTAVAIL: i32 = 99;
 pub const ENOSPC: i32 = 28;
 /// Required key not available: start without a token.
 pub const ENOKEY: i32 = 126;
+/// Resource temporarily unavailable.
+pub const EAGAIN: i32 = 11;
+/// Software caused connection abort.
+pub const ECONNABORTED: i32 = 103;
+/// Connection reset by peer: the peer closed the stream.
+pub const ECONNRESET: i32 = 104;
+/// Connection timed out: the peer stayed silent too long.
+pub const ETIMEDOUT: i32 = 110;
+/// Connection refused: nothing listens at the target.
+pub const ECONNREFUSED: i32 = 111;
+/// Remote I/O error: the target refused the migration.
+pub const EREMOTEIO: i32 = 121;
+/// Operation canceled: aborted by the user.
+pub const ECANCELED: i32 = 125;
 
 /// Largest admission token in bytes.
 pub const MAX_TOKEN_LEN: usize = 1024;

@@ -10,16 +10,33 @@ use kernel::prelude::*;
 
 #[path = "bindings_generated.rs"]
 mod bindings;
+#[path = "../ksupport/channel.rs"]
+mod channel;
+#[path = "../ksupport/connect.rs"]
+mod connect;
 mod control;
+#[path = "../ksupport/errno.rs"]
+mod errno;
+#[path = "../ksupport/failure.rs"]
+mod failure;
 #[path = "../ksupport/global.rs"]
 mod global;
 mod ioctl;
+#[path = "../ksupport/kthread.rs"]
+mod kthread;
+#[path = "../ksupport/machine.rs"]
+mod machine;
+mod migrate;
 #[path = "../ksupport/miscdev.rs"]
 mod miscdev;
+mod precopy;
 #[path = "../ksupport/proto.rs"]
 pub mod proto;
 #[path = "../ksupport/refuse.rs"]
 mod refuse;
+mod shim;
+#[path = "../ksupport/socket.rs"]
+mod socket;
 #[path = "../ksupport/sysfs.rs"]
 mod sysfs;
 mod sysfs_attrs;
@@ -40,6 +57,13 @@ struct SelfMigrate {
     _dev: miscdev::Registration,
     _sysfs: sysfs::SysfsDir,
     _control: global::Published<control::Control>,
+}
+
+impl Drop for SelfMigrate {
+    fn drop(&mut self) {
+        // End any migration before the interfaces and the state go away.
+        control::shutdown();
+    }
 }
 
 impl kernel::Module for SelfMigrate {

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The receiver thread: accept one source at a time, admit it, take its
+//! image.
+//!
+//! Admission comes before anything else: the first record must be a hello
+//! no longer than a machine description (a longer one is refused after
+//! reading only its 16-byte header), and the source's description must match
+//! this machine's. Every page frame a batch names must lie in the RAM map.
+//! Inflating the image into its frames and resuming it are not implemented
+//! yet: pages are validated, counted and dropped.
+
+use crate::channel::Channel;
+use crate::control;
+use crate::errno::errno;
+use crate::failure::{Context, Failure};
+use crate::machine;
+use crate::proto::machine::MachineDesc;
+use crate::proto::uapi;
+use crate::proto::wire::{
+    decode_abort, HelloReply, PageBatch, RecordKind, Refusal, HEADER_LEN, MAX_PAYLOAD,
+};
+use crate::socket::TcpStream;
+use kernel::prelude::*;
+
+/// How long each send or receive may take before the source counts as dead.
+const IO_TIMEOUT_MS: u32 = 15_000;
+
+/// Thread entry point.
+pub(crate) fn run() {
+    let Some(listener) = control::take_listener() else {
+        return;
+    };
+    while !control::stop_requested() {
+        let Ok(stream) = listener.accept() else {
+            break;
+        };
+        stream.set_timeouts(IO_TIMEOUT_MS);
+        if !control::set_conn(Some(stream.shutdown_handle())) {
+            break;
+        }
+        let result = receive(&stream);
+        control::set_conn(None);
+        if let Err(f) = result {
+            pr_warn!("migration not completed: {} (errno {})\n", f.reason, -f.err.to_errno());
+            control::update(|_, last| *last = f.reason);
+        }
+    }
+    control::listener_done();
+}
+
+/// Sends the verdict on a hello.
+fn reply(chan: &mut Channel<'_>, status: Refusal, detail: u32) -> Result<(), Failure> {
+    chan.send(RecordKind::HelloReply, &HelloReply { status, detail }.encode())
+}
+
+/// Admits one source: returns its description if it matches this machine.
+fn admit(chan: &mut Channel<'_>, local: &MachineDesc) -> Result<(), Failure> {
+    let mut buf = [0u8; MachineDesc::ENCODED_LEN];
+    let (header, payload) = chan.recv(&mut buf)?;
+    let malformed = |chan: &mut Channel<'_>, reason| {
+        let _ = reply(chan, Refusal::Malformed, 0);
+        control::update(|n, _| n.refused += 1);
+        Err(Failure::new(errno(uapi::EPROTO), reason))
+    };
+    if header.kind != RecordKind::Hello {
+        return malformed(chan, "first record is not a hello");
+    }
+    let Ok(source) = MachineDesc::decode(payload) else {
+        return malformed(chan, "malformed machine description");
+    };
+    if let Err(m) = source.check_compatible(local) {
+        let _ = reply(chan, Refusal::MachineMismatch, m as u32);
+        control::update(|n, _| n.refused += 1);
+        return Err(Failure::new(errno(uapi::EREMOTEIO), m.as_str()));
+    }
+    reply(chan, Refusal::Accepted, 0)?;
+    control::update(|n, _| {
+        n.admitted += 1;
+        n.pages_received = 0;
+    });
+    Ok(())
+}
+
+/// Serves one connection.
+fn receive(stream: &TcpStream) -> Result<(), Failure> {
+    let local = machine::describe().context("cannot describe this machine")?;
+    let mut chan = Channel::new(stream);
+    admit(&mut chan, &local)?;
+    pr_info!("source admitted: {} RAM pages, {} vCPUs\n", local.total_pages(), local.vcpus);
+    let result = take_image(&mut chan, &local);
+    control::update(|n, _| n.failed += 1);
+    result
+}
+
+/// Receives records until the source stops.
+fn take_image(chan: &mut Channel<'_>, local: &MachineDesc) -> Result<(), Failure> {
+    let mut buf = KVVec::from_elem(0u8, HEADER_LEN + MAX_PAYLOAD, GFP_KERNEL)
+        .map_err(|_| ENOMEM)
+        .context("cannot allocate the receive buffer")?;
+    loop {
+        let (header, payload) = chan.recv(&mut buf)?;
+        match header.kind {
+            RecordKind::PageBatch => {
+                let batch = PageBatch::decode(payload).map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
+                if batch.pages().any(|p| !local.contains_pfn(p.pfn)) {
+                    return Err(Failure::new(errno(uapi::EPROTO), "page outside the RAM map"));
+                }
+                let n = batch.len() as u64;
+                control::update(|c, _| c.pages_received += n);
+            }
+            RecordKind::Abort => {
+                let _ = decode_abort(payload);
+                return Err(Failure::new(errno(uapi::ECONNABORTED), "source abandoned the migration"));
+            }
+            _ => return Err(Failure::new(errno(uapi::EPROTO), "unexpected record")),
+        }
+    }
+}

@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Connecting an in-kernel TCP stream (the source's side).
+
+use crate::bindings;
+use crate::proto::uapi::Endpoint;
+use crate::socket::{check, sockaddr, Socket, TcpStream};
+use kernel::prelude::*;
+
+impl TcpStream {
+    /// Connects to `ep`, waiting at most `timeout_ms`; the same timeout
+    /// then applies to every send and receive.
+    pub(crate) fn connect(ep: &Endpoint, timeout_ms: u32) -> Result<Self> {
+        let sock = Socket::tcp()?;
+        sock.set_timeouts(timeout_ms);
+        let mut sa = sockaddr(ep);
+        // SAFETY: `sock` is live; `sa` is a valid `sockaddr_in` of the length
+        // passed, which the call copies.
+        check(unsafe {
+            bindings::kernel_connect(
+                sock.as_ptr(),
+                (&mut sa as *mut bindings::sockaddr_in).cast(),
+                core::mem::size_of::<bindings::sockaddr_in>() as i32,
+                0,
+            )
+        })?;
+        Ok(Self::from(sock))
+    }
+}

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The static inline kernel helpers self_migrate needs, as real functions
+ * (bindgen cannot reach static inlines). Wrapped by shim.rs.
+ */
+#include <linux/memory_hotplug.h>
+#include <linux/mm.h>
+#include <linux/page-flags.h>
+
+#include "shim.h"
+
+/*
+ * If pfn starts a free buddy block, the number of pages in it, else 0.
+ * Unlocked: the answer may be stale by the time it is used, which is fine
+ * for pre-copy (a page allocated later is written, hence dirty, hence sent).
+ */
+unsigned long selfmig_free_block_pages(unsigned long pfn)
+{
+	struct page *page = pfn_to_online_page(pfn);
+	unsigned long order;
+
+	if (!page || !PageBuddy(page))
+		return 0;
+	order = READ_ONCE(page_private(page));
+	if (order > MAX_PAGE_ORDER)
+		return 0;
+	return 1UL << order;
+}

@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Prototypes of shim.c, for shim.c itself and for bindgen. */
+#ifndef SELF_MIGRATE_SHIM_H
+#define SELF_MIGRATE_SHIM_H
+
+unsigned long selfmig_free_block_pages(unsigned long pfn);
+
+#endif
