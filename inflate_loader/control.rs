@@ -143,7 +143,12 @@ pub(crate) fn enable(op: &str) -> Result {
     // The last receiver thread has finished; stop it outside the lock.
     drop(previous);
     let listener = TcpListener::bind(&ep).inspect_err(|e| {
-        pr_warn!("{}: cannot listen on port {} (errno {})\n", op, ep.port, -e.to_errno());
+        pr_warn!(
+            "{}: cannot listen on port {} (errno {})\n",
+            op,
+            ep.port,
+            -e.to_errno()
+        );
     })?;
     with(|c| {
         c.run.listener = Some(listener.shutdown_handle());

@@ -42,7 +42,11 @@ pub(crate) fn run() {
         let result = receive(&stream);
         control::set_conn(None);
         if let Err(f) = result {
-            pr_warn!("migration not completed: {} (errno {})\n", f.reason, -f.err.to_errno());
+            pr_warn!(
+                "migration not completed: {} (errno {})\n",
+                f.reason,
+                -f.err.to_errno()
+            );
             control::update(|_, last| *last = f.reason);
         }
     }
@@ -51,7 +55,10 @@ pub(crate) fn run() {
 
 /// Sends the verdict on a hello.
 fn reply(chan: &mut Channel<'_>, status: Refusal, detail: u32) -> Result<(), Failure> {
-    chan.send(RecordKind::HelloReply, &HelloReply { status, detail }.encode())
+    chan.send(
+        RecordKind::HelloReply,
+        &HelloReply { status, detail }.encode(),
+    )
 }
 
 /// Admits one source: returns its description if it matches this machine.
@@ -87,7 +94,11 @@ fn receive(stream: &TcpStream) -> Result<(), Failure> {
     let local = machine::describe().context("cannot describe this machine")?;
     let mut chan = Channel::new(stream);
     admit(&mut chan, &local)?;
-    pr_info!("source admitted: {} RAM pages, {} vCPUs\n", local.total_pages(), local.vcpus);
+    pr_info!(
+        "source admitted: {} RAM pages, {} vCPUs\n",
+        local.total_pages(),
+        local.vcpus
+    );
     let result = take_image(&mut chan, &local);
     control::update(|n, _| n.failed += 1);
     result
@@ -102,16 +113,23 @@ fn take_image(chan: &mut Channel<'_>, local: &MachineDesc) -> Result<(), Failure
         let (header, payload) = chan.recv(&mut buf)?;
         match header.kind {
             RecordKind::PageBatch => {
-                let batch = PageBatch::decode(payload).map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
+                let batch = PageBatch::decode(payload)
+                    .map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
                 if batch.pages().any(|p| !local.contains_pfn(p.pfn)) {
-                    return Err(Failure::new(errno(uapi::EPROTO), "page outside the RAM map"));
+                    return Err(Failure::new(
+                        errno(uapi::EPROTO),
+                        "page outside the RAM map",
+                    ));
                 }
                 let n = batch.len() as u64;
                 control::update(|c, _| c.pages_received += n);
             }
             RecordKind::Abort => {
                 let _ = decode_abort(payload);
-                return Err(Failure::new(errno(uapi::ECONNABORTED), "source abandoned the migration"));
+                return Err(Failure::new(
+                    errno(uapi::ECONNABORTED),
+                    "source abandoned the migration",
+                ));
             }
             _ => return Err(Failure::new(errno(uapi::EPROTO), "unexpected record")),
         }

@@ -42,7 +42,9 @@ impl<'a> Channel<'a> {
 
     /// Sends a record built in place, header included.
     pub(crate) fn send_built(&mut self, record: &[u8]) -> Result<(), Failure> {
-        self.stream.send_all(record).context("sending to the peer failed")?;
+        self.stream
+            .send_all(record)
+            .context("sending to the peer failed")?;
         self.bytes_sent += record.len() as u64;
         Ok(())
     }
@@ -69,17 +71,25 @@ impl<'a> Channel<'a> {
     /// Receives one record into `buf`; returns its header and payload.
     pub(crate) fn recv<'b>(&mut self, buf: &'b mut [u8]) -> Result<(Header, &'b [u8]), Failure> {
         let mut raw = [0u8; HEADER_LEN];
-        self.stream.recv_exact(&mut raw).context("receiving from the peer failed")?;
-        let header = Header::decode(&raw).map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
+        self.stream
+            .recv_exact(&mut raw)
+            .context("receiving from the peer failed")?;
+        let header =
+            Header::decode(&raw).map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
         self.rx
             .check(&header)
             .map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
         let len = header.len as usize;
         if len > buf.len() {
-            return Err(Failure::new(errno(uapi::EMSGSIZE), "record larger than expected here"));
+            return Err(Failure::new(
+                errno(uapi::EMSGSIZE),
+                "record larger than expected here",
+            ));
         }
         let payload = &mut buf[..len];
-        self.stream.recv_exact(payload).context("receiving from the peer failed")?;
+        self.stream
+            .recv_exact(payload)
+            .context("receiving from the peer failed")?;
         Ok((header, payload))
     }
 }

@@ -82,7 +82,10 @@ impl Socket {
     ///
     /// `sock` must be a live socket with a `struct sock` that nothing else
     /// will release.
-    #[allow(dead_code, reason = "used by listener.rs, which not every module includes")]
+    #[allow(
+        dead_code,
+        reason = "used by listener.rs, which not every module includes"
+    )]
     pub(crate) unsafe fn from_raw(sock: NonNull<bindings::socket>) -> Self {
         // INVARIANT: By the function's safety requirements.
         Self { sock }
@@ -133,7 +136,10 @@ impl Shutdown {
     pub(crate) unsafe fn shutdown(&self) {
         // SAFETY: The socket is live by the caller's guarantee.
         unsafe {
-            bindings::kernel_sock_shutdown(self.sock.as_ptr(), bindings::sock_shutdown_cmd_SHUT_RDWR)
+            bindings::kernel_sock_shutdown(
+                self.sock.as_ptr(),
+                bindings::sock_shutdown_cmd_SHUT_RDWR,
+            )
         };
     }
 }
@@ -176,7 +182,13 @@ impl TcpStream {
             let n = check(unsafe {
                 bindings::kernel_sendmsg(self.sock.sock.as_ptr(), &mut msg, &mut vec, 1, buf.len())
             })
-            .map_err(|e| if e == EAGAIN { errno(uapi::ETIMEDOUT) } else { e })?;
+            .map_err(|e| {
+                if e == EAGAIN {
+                    errno(uapi::ETIMEDOUT)
+                } else {
+                    e
+                }
+            })?;
             if n == 0 {
                 return Err(errno(uapi::ECONNRESET));
             }
@@ -208,7 +220,13 @@ impl TcpStream {
                     bindings::MSG_WAITALL as i32,
                 )
             })
-            .map_err(|e| if e == EAGAIN { errno(uapi::ETIMEDOUT) } else { e })?;
+            .map_err(|e| {
+                if e == EAGAIN {
+                    errno(uapi::ETIMEDOUT)
+                } else {
+                    e
+                }
+            })?;
             if n == 0 {
                 return Err(errno(uapi::ECONNRESET));
             }

@@ -4,7 +4,8 @@
 #   1. lint: rustfmt clean, `make CLIPPY=1` without warnings
 #   2. proto/ host tests (cargo test)
 #   3. kselftests in a virtme-ng guest (module load/unload, sysfs, ioctl)
-#   4. two-guest harness bring-up
+#   4. two-guest harness: bring-up, then connection, admission, round 0
+#      and every failure before commit
 # Logs go to build/check/. Exit status is non-zero if anything failed.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -52,10 +53,13 @@ add "$p" "$f" "$s" kselftests
 echo "== two-guest harness"
 initrd="$SELFMIG_TOP/build/initramfs.cpio.gz"
 "$SELFMIG_TOP/scripts/mkinitramfs.sh" "$kdir" "$initrd"
-"$SELFMIG_TOP/tools/selftests/two_guest/bringup.sh" "$kdir" "$initrd" 2>&1 | tee "$logs/two_guest.tap"
-read -r p f s < <(tap_count "$logs/two_guest.tap")
-[ $((p + f + s)) -gt 0 ] || f=1
-add "$p" "$f" "$s" two-guest
+for t in bringup precopy; do
+	echo "-- two_guest/$t.sh"
+	"$SELFMIG_TOP/tools/selftests/two_guest/$t.sh" "$kdir" "$initrd" 2>&1 | tee "$logs/two_guest_$t.tap"
+	read -r p f s < <(tap_count "$logs/two_guest_$t.tap")
+	[ $((p + f + s)) -gt 0 ] || f=1
+	add "$p" "$f" "$s" "two-guest $t"
+done
 
 echo "== make check took $(($(date +%s) - begin)) s; logs in build/check/"
 [ "$skip" = 0 ] || echo "$skip skipped (not implemented yet; see the SKIP lines above)"

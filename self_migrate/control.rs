@@ -113,8 +113,8 @@ impl Control {
         if s.token.is_empty() {
             return Err(ControlError::NoToken);
         }
-        let mut token =
-            KVec::with_capacity(s.token.len(), GFP_KERNEL).map_err(|_| ControlError::OutOfMemory)?;
+        let mut token = KVec::with_capacity(s.token.len(), GFP_KERNEL)
+            .map_err(|_| ControlError::OutOfMemory)?;
         token
             .extend_from_slice(&s.token, GFP_KERNEL)
             .map_err(|_| ControlError::OutOfMemory)?;

@@ -43,7 +43,11 @@ pub(crate) fn run() {
     let start = now_ns();
     let result = migrate(&req);
     if let Err(f) = &result {
-        pr_warn!("migration failed: {} (errno {})\n", f.reason, -f.err.to_errno());
+        pr_warn!(
+            "migration failed: {} (errno {})\n",
+            f.reason,
+            -f.err.to_errno()
+        );
     }
     control::finish(result, ((now_ns() - start) / 1_000_000) as u64);
 }
@@ -61,15 +65,22 @@ fn migrate(req: &Request) -> Result<(), Failure> {
         if req.verify { "on" } else { "off" },
         req.tracker.as_str()
     );
-    let stream = TcpStream::connect(&req.target, CONNECT_TIMEOUT_MS).context("cannot connect to the target")?;
+    let stream = TcpStream::connect(&req.target, CONNECT_TIMEOUT_MS)
+        .context("cannot connect to the target")?;
     stream.set_timeouts(IO_TIMEOUT_MS);
     control::set_live(Some(stream.shutdown_handle()))?;
     let mut chan = Channel::new(&stream);
-    let result = session(&mut chan, &desc);
-    if result.is_err() && !control::abort_requested() {
-        // Best effort: tell the target to drop what it has.
-        let _ = chan.send(RecordKind::Abort, &ABORT_SOURCE_FAILED.to_le_bytes());
-    }
+    let result = match session(&mut chan, &desc) {
+        // An abort shuts the socket down, so the failure the session saw is
+        // a broken pipe; report the cause instead.
+        Err(_) if control::abort_requested() => Err(control::aborted()),
+        Err(f) => {
+            // Best effort: tell the target to drop what it has.
+            let _ = chan.send(RecordKind::Abort, &ABORT_SOURCE_FAILED.to_le_bytes());
+            Err(f)
+        }
+        Ok(()) => Ok(()),
+    };
     // Withdraw the abort handle before the stream is dropped.
     let _ = control::set_live(None);
     result
@@ -92,9 +103,13 @@ fn admit(chan: &mut Channel<'_>, desc: &MachineDesc) -> Result<(), Failure> {
     let mut buf = [0u8; HelloReply::ENCODED_LEN];
     let (header, payload) = chan.recv(&mut buf)?;
     if header.kind != RecordKind::HelloReply {
-        return Err(Failure::new(errno(uapi::EPROTO), "target answered hello with another record"));
+        return Err(Failure::new(
+            errno(uapi::EPROTO),
+            "target answered hello with another record",
+        ));
     }
-    let reply = HelloReply::decode(payload).map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
+    let reply =
+        HelloReply::decode(payload).map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
     let refused = |reason| Err(Failure::new(errno(uapi::EREMOTEIO), reason));
     match reply.status {
         Refusal::Accepted => Ok(()),

@@ -62,7 +62,8 @@ pub(crate) fn round0(chan: &mut Channel<'_>, desc: &MachineDesc) -> Result<(), F
     let mut buf = KVVec::from_elem(0u8, HEADER_LEN + MAX_PAYLOAD, GFP_KERNEL)
         .map_err(|_| ENOMEM)
         .context("cannot allocate the send buffer")?;
-    let mut batch = BatchWriter::new(&mut buf, 0).map_err(|_| Failure::new(ENOMEM, "send buffer too small"))?;
+    let mut batch =
+        BatchWriter::new(&mut buf, 0).map_err(|_| Failure::new(ENOMEM, "send buffer too small"))?;
     let (mut zero, mut free, mut unmapped) = (0u64, 0u64, 0u64);
     for range in desc.ranges() {
         let mut pfn = range.start_pfn;
@@ -78,7 +79,9 @@ pub(crate) fn round0(chan: &mut Channel<'_>, desc: &MachineDesc) -> Result<(), F
                 None => unmapped += 1,
                 Some(page) if is_zero(page) => {
                     zero += 1;
-                    batch.push_zero(pfn).map_err(|_| Failure::new(EINVAL, "bad page frame"))?;
+                    batch
+                        .push_zero(pfn)
+                        .map_err(|_| Failure::new(EINVAL, "bad page frame"))?;
                 }
                 Some(page) => batch
                     .push_data(pfn, page)

@@ -9,7 +9,7 @@ KEY16=000102030405060708090a0b0c0d0e0f
 
 ktap_print_header
 load_module inflate_loader
-ktap_set_plan 22
+ktap_set_plan 29
 
 expect_read "status is idle after load" $D/status idle
 expect_read "listen unset after load" $D/listen none
@@ -34,11 +34,18 @@ if grep -qx "key_set: 1" $D/stats; then ktap_test_pass "stats shows the key is s
 
 expect_write "enable: junk" $D/enable "maybe" EINVAL "enable: expected 0 or 1"
 expect_write "disable while idle" $D/enable 0 EINVAL "enable: not listening"
-expect_not_implemented "enable with listen address and key" $D/enable 1
+expect_write "listen on any address" $D/listen "0.0.0.0:7000" OK
+expect_write "enable with listen address and key" $D/enable 1 OK
+expect_read "status listening" $D/status listening
+expect_write "enable while listening" $D/enable 1 EBUSY "enable: a migration is already running"
+expect_write "listen while listening" $D/listen "0.0.0.0:7001" EBUSY "listen: a migration is already running"
+expect_write "disable" $D/enable 0 OK
+expect_read "status idle after disable" $D/status idle
+expect_write "enable again" $D/enable 1 OK
 
 if rmmod inflate_loader && [ ! -e $D ]; then
-	ktap_test_pass "rmmod removes /sys/kernel/inflate_loader"
+	ktap_test_pass "rmmod while listening stops the receiver and removes /sys/kernel/inflate_loader"
 else
-	ktap_test_fail "rmmod removes /sys/kernel/inflate_loader"
+	ktap_test_fail "rmmod while listening stops the receiver and removes /sys/kernel/inflate_loader"
 fi
 ktap_finished

@@ -8,7 +8,7 @@ D=/sys/kernel/self_migrate
 
 ktap_print_header
 load_module self_migrate
-ktap_set_plan 40
+ktap_set_plan 43
 
 expect_read "status is idle after load" $D/status idle
 expect_read "target unset after load" $D/target none
@@ -51,8 +51,24 @@ expect_write "tracker: hash" $D/tracker hash OK
 
 expect_write "start: value 0" $D/start 0 EINVAL "start: expected 0 or 1"
 expect_write "abort while idle" $D/abort 1 EINVAL "abort: no migration is running"
-expect_not_implemented "start with target and token" $D/start 1
 expect_read "status still idle after refused starts" $D/status idle
+
+# This guest has no route to the target: a valid start runs the migration
+# thread, which fails to connect; the guest carries on.
+expect_write "start with target and token" $D/start 1 STARTED
+for _ in $(seq 1 100); do
+	case "$(cat $D/status)" in failed | aborted) break ;; esac
+	sleep 0.1
+done
+expect_read "unreachable target: status failed" $D/status failed
+if grep -q "^last_error: cannot connect to the target" $D/stats &&
+	! grep -q "^last_errno: 0" $D/stats; then
+	ktap_test_pass "unreachable target: stats name the reason and errno"
+else
+	ktap_print_msg "$(grep last_ $D/stats | tr '\n' ' ')"
+	ktap_test_fail "unreachable target: stats name the reason and errno"
+fi
+expect_write "abort after failure" $D/abort 1 EINVAL "abort: no migration is running"
 
 if rmmod self_migrate && [ ! -e $D ] && [ ! -e /dev/self_migrate ]; then
 	ktap_test_pass "rmmod removes /sys/kernel/self_migrate and /dev/self_migrate"
