@@ -18,7 +18,8 @@ use crate::machine;
 use crate::proto::machine::MachineDesc;
 use crate::proto::uapi;
 use crate::proto::wire::{
-    decode_abort, HelloReply, PageBatch, RecordKind, Refusal, HEADER_LEN, MAX_PAYLOAD,
+    decode_abort, HelloReply, PageBatch, RecordKind, Refusal, ResumeInfo,
+    ABORT_RESTORE_UNSUPPORTED, HEADER_LEN, MAX_PAYLOAD,
 };
 use crate::socket::TcpStream;
 use kernel::prelude::*;
@@ -104,6 +105,11 @@ fn receive(stream: &TcpStream) -> Result<(), Failure> {
     result
 }
 
+/// Pages received so far in this migration.
+fn received() -> u64 {
+    control::with(|c| c.counters.pages_received).unwrap_or(0)
+}
+
 /// Receives records until the source stops.
 fn take_image(chan: &mut Channel<'_>, local: &MachineDesc) -> Result<(), Failure> {
     let mut buf = KVVec::from_elem(0u8, HEADER_LEN + MAX_PAYLOAD, GFP_KERNEL)
@@ -123,6 +129,21 @@ fn take_image(chan: &mut Channel<'_>, local: &MachineDesc) -> Result<(), Failure
                 }
                 let n = batch.len() as u64;
                 control::update(|c, _| c.pages_received += n);
+            }
+            RecordKind::CpuContext => {
+                let info = ResumeInfo::decode(payload)
+                    .map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
+                pr_info!(
+                    "image complete: {} pages received, {} staged at the checkpoint\n",
+                    received(),
+                    info.staged_pages
+                );
+                // Inflating the image and jumping into it come next.
+                let _ = chan.send(RecordKind::Abort, &ABORT_RESTORE_UNSUPPORTED.to_le_bytes());
+                return Err(Failure::new(
+                    errno(uapi::EOPNOTSUPP),
+                    "restore not implemented yet",
+                ));
             }
             RecordKind::Abort => {
                 let _ = decode_abort(payload);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Connecting an in-kernel TCP stream (the source's side).
+//! Connecting an in-kernel TCP stream, and what only the connecting side
+//! (the source) needs.
 
 use crate::bindings;
 use crate::proto::uapi::Endpoint;
@@ -25,5 +26,11 @@ impl TcpStream {
             )
         })?;
         Ok(Self::from(sock))
+    }
+
+    /// The underlying `struct sock`, e.g. to match its packets.
+    pub(crate) fn sk(&self) -> *mut bindings::sock {
+        // SAFETY: The socket is live and has a `struct sock`.
+        unsafe { (*self.sock.as_ptr()).sk }
     }
 }

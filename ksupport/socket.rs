@@ -146,7 +146,8 @@ impl Shutdown {
 
 /// A connected TCP stream.
 pub(crate) struct TcpStream {
-    sock: Socket,
+    /// The owned socket (visible to `connect.rs`).
+    pub(crate) sock: Socket,
 }
 
 impl From<Socket> for TcpStream {

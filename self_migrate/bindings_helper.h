@@ -3,20 +3,34 @@
  * Kernel interfaces self_migrate.ko reaches directly; bindgen turns these
  * into the module's `bindings` (see ksupport/bindgen.mk).
  */
+#include <linux/cpu.h>
 #include <linux/fs.h>
 #include <linux/in.h>
 #include <linux/ioport.h>
 #include <linux/kobject.h>
 #include <linux/kthread.h>
 #include <linux/miscdevice.h>
+#include <linux/mm.h>
 #include <linux/net.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/pm.h>
+#include <linux/reboot.h>
 #include <linux/numa.h>
+#include <linux/pci.h>
 #include <linux/socket.h>
+#include <linux/suspend.h>
+#include <linux/syscore_ops.h>
+#include <linux/swiotlb.h>
 #include <linux/sysfs.h>
 #include <linux/timekeeping.h>
 #include <linux/uio.h>
+#include <linux/vmalloc.h>
+#include <linux/xxhash.h>
 #include <net/net_namespace.h>
 #include <net/sock.h>
+#include <asm/fpu/api.h>
 #include <asm/pgtable.h>
+#include <asm/x86_init.h>
 
 #include "shim.h"

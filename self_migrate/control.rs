@@ -75,6 +75,14 @@ pub(crate) struct Extra {
     pub(crate) free_pages: u64,
     /// RAM pages not mapped in the direct map (not sent).
     pub(crate) unmapped_pages: u64,
+    /// Bounce-buffer frames left out of the image.
+    pub(crate) bounce_pages: u64,
+    /// Checkpoint attempts in the current migration.
+    pub(crate) attempts: u32,
+    /// Pages copied at the checkpoint.
+    pub(crate) staged_pages: u64,
+    /// How long the guest was stopped for the checkpoint, in microseconds.
+    pub(crate) checkpoint_us: u64,
 }
 
 /// The migration thread and what others need to reach it.

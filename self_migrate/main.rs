@@ -12,13 +12,17 @@ use kernel::prelude::*;
 mod bindings;
 #[path = "../ksupport/channel.rs"]
 mod channel;
+mod checkpoint;
 #[path = "../ksupport/connect.rs"]
 mod connect;
 mod control;
+mod cpu_context;
+mod dma;
 #[path = "../ksupport/errno.rs"]
 mod errno;
 #[path = "../ksupport/failure.rs"]
 mod failure;
+mod fence;
 #[path = "../ksupport/global.rs"]
 mod global;
 mod ioctl;
@@ -29,6 +33,8 @@ mod machine;
 mod migrate;
 #[path = "../ksupport/miscdev.rs"]
 mod miscdev;
+#[path = "../ksupport/pm.rs"]
+mod pm;
 mod precopy;
 #[path = "../ksupport/proto.rs"]
 pub mod proto;
@@ -37,9 +43,11 @@ mod refuse;
 mod shim;
 #[path = "../ksupport/socket.rs"]
 mod socket;
+mod staging;
 #[path = "../ksupport/sysfs.rs"]
 mod sysfs;
 mod sysfs_attrs;
+mod tracker;
 
 module! {
     type: SelfMigrate,

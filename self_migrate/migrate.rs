@@ -1,23 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The migration thread: connect and admit, pre-copy, (checkpoint, commit).
+//! The migration thread: connect and admit, pre-copy rounds, checkpoint,
+//! send the rest, (commit).
 //!
 //! One function per phase, each undoing what it did on failure, so that
 //! before commit every failure leaves the guest running as if nothing had
-//! happened. The checkpoint and the restore on the target are not
-//! implemented yet: after round 0 the migration ends with `EOPNOTSUPP` and
-//! tells the target to drop what it received.
+//! happened. The restore on the target is not implemented yet: the target
+//! answers the complete image with an abort, and the source carries on.
 
 use crate::channel::Channel;
-use crate::control::{self, Request};
+use crate::checkpoint::{self, Outcome};
+use crate::control::{self, Request, Tracker};
+use crate::cpu_context;
+use crate::dma;
 use crate::errno::errno;
 use crate::failure::{Context, Failure};
+use crate::fence::Fence;
 use crate::machine;
 use crate::precopy;
 use crate::proto::machine::{MachineDesc, Mismatch};
 use crate::proto::uapi::{self, State};
-use crate::proto::wire::{HelloReply, RecordKind, Refusal};
+use crate::proto::wire::{
+    decode_abort, BatchWriter, HelloReply, RecordKind, Refusal, ResumeInfo,
+    ABORT_RESTORE_UNSUPPORTED, ABORT_VERIFY_FAILED, FINAL_ROUND, HEADER_LEN, MAX_PAYLOAD,
+};
 use crate::socket::TcpStream;
+use crate::staging::Staging;
+use crate::tracker::Tracker as HashTracker;
 use kernel::prelude::*;
 
 /// How long connecting may take.
@@ -70,7 +79,7 @@ fn migrate(req: &Request) -> Result<(), Failure> {
     stream.set_timeouts(IO_TIMEOUT_MS);
     control::set_live(Some(stream.shutdown_handle()))?;
     let mut chan = Channel::new(&stream);
-    let result = match session(&mut chan, &desc) {
+    let result = match session(&mut chan, &stream, &desc, req) {
         // An abort shuts the socket down, so the failure the session saw is
         // a broken pipe; report the cause instead.
         Err(_) if control::abort_requested() => Err(control::aborted()),
@@ -86,15 +95,153 @@ fn migrate(req: &Request) -> Result<(), Failure> {
     result
 }
 
+/// Pre-copy stops once a round sends no more than this many pages.
+const CONVERGED_PAGES: u64 = 2048;
+
+/// Most pre-copy rounds after round 0.
+const MAX_ROUNDS: u32 = 8;
+
+/// Pages the staging buffer holds (16 MiB).
+const STAGING_PAGES: usize = 4096;
+
+/// Most checkpoint attempts (one more pre-copy round between attempts).
+const MAX_ATTEMPTS: u32 = 3;
+
 /// Everything that happens over the connection.
-fn session(chan: &mut Channel<'_>, desc: &MachineDesc) -> Result<(), Failure> {
+fn session(
+    chan: &mut Channel<'_>,
+    stream: &TcpStream,
+    desc: &MachineDesc,
+    req: &Request,
+) -> Result<(), Failure> {
     admit(chan, desc)?;
+    if req.tracker == Tracker::Paging {
+        pr_info!("paging tracker not implemented yet; using the content-hash tracker\n");
+    }
+    let mut tracker = HashTracker::new(desc).context("cannot allocate the page hashes")?;
+    let mut buf = KVVec::from_elem(0u8, HEADER_LEN + MAX_PAYLOAD, GFP_KERNEL)
+        .map_err(|_| ENOMEM)
+        .context("cannot allocate the send buffer")?;
+    let mut staging = Staging::new(STAGING_PAGES)
+        .map_err(|_| ENOMEM)
+        .context("cannot allocate the staging buffer")?;
+    tracker.exclude_self();
+    tracker.exclude(buf.as_ptr(), buf.len());
+    staging.exclude_from(&mut tracker);
+    if let Some((start, end)) = dma::swiotlb_pool() {
+        tracker.exclude_frames(start, end);
+        control::update(|_, x| x.bounce_pages = end - start);
+    }
+
     control::update(|s, _| s.state = State::Precopy);
-    precopy::round0(chan, desc)?;
+    let mut round = 0;
+    let mut sent = precopy::round(chan, desc, &mut tracker, &mut buf, round)?;
+    while sent > CONVERGED_PAGES && round < MAX_ROUNDS {
+        round += 1;
+        sent = precopy::round(chan, desc, &mut tracker, &mut buf, round)?;
+    }
+
+    for attempt in 1..=MAX_ATTEMPTS {
+        control::update(|s, x| {
+            s.state = State::Checkpoint;
+            x.attempts = attempt;
+        });
+        // The fence stays up from the checkpoint until the migration ends.
+        let fence = Fence::install(stream.sk()).context("cannot install the output fence")?;
+        match checkpoint::take(desc, &tracker, &mut staging) {
+            Ok(Outcome::Restored) => {
+                // This is the image, resuming on the target.
+                core::mem::forget(fence);
+                return Ok(());
+            }
+            Ok(Outcome::Saved { staged, stopped_ns }) => {
+                control::update(|s, x| {
+                    s.state = State::Committing;
+                    x.staged_pages = staged as u64;
+                    x.checkpoint_us = (stopped_ns / 1000) as u64;
+                });
+                return finish(chan, &mut tracker, &mut buf, &staging, fence);
+            }
+            Err(f) if f.err == ENOSPC && attempt < MAX_ATTEMPTS => {
+                drop(fence);
+                control::update(|s, _| s.state = State::Precopy);
+                round += 1;
+                precopy::round(chan, desc, &mut tracker, &mut buf, round)?;
+            }
+            Err(f) => return Err(f),
+        }
+    }
     Err(Failure::new(
-        errno(uapi::EOPNOTSUPP),
-        "checkpoint and restore not implemented yet",
+        ENOSPC,
+        "the guest changes memory faster than it can be staged",
     ))
+}
+
+/// After the checkpoint: sends the staged pages and where to resume, and
+/// waits for the target's verdict. The fence is up until this returns.
+fn finish(
+    chan: &mut Channel<'_>,
+    tracker: &mut HashTracker,
+    buf: &mut [u8],
+    staging: &Staging,
+    _fence: Fence,
+) -> Result<(), Failure> {
+    let mut index = 0;
+    while index < staging.len() {
+        let mut batch = BatchWriter::new(&mut *buf, FINAL_ROUND)
+            .map_err(|_| Failure::new(ENOMEM, "send buffer too small"))?;
+        while let Some((pfn, page)) = staging.get(index) {
+            if batch.is_full() {
+                break;
+            }
+            precopy::push_page(&mut batch, tracker, pfn, page)?;
+            index += 1;
+        }
+        let pages = batch.count() as u64;
+        let seq = chan.next_seq();
+        let record = batch
+            .finish(seq)
+            .map_err(|_| Failure::new(EINVAL, "building a page batch failed"))?;
+        chan.send_built(record)?;
+        let bytes = chan.bytes_sent;
+        control::update(|s, _| {
+            s.pages_sent += pages;
+            s.bytes_sent = bytes;
+        });
+    }
+    let info = ResumeInfo {
+        cr3: cpu_context::saved_cr3(),
+        resume_va: 0,
+        resume_pfn: 0,
+        staged_pages: staging.len() as u64,
+    };
+    chan.send(RecordKind::CpuContext, &info.encode())?;
+    let mut reply = [0u8; 8];
+    let (header, payload) = chan.recv(&mut reply)?;
+    match header.kind {
+        RecordKind::Abort => match decode_abort(payload) {
+            Ok(ABORT_RESTORE_UNSUPPORTED) => Err(Failure::new(
+                errno(uapi::EOPNOTSUPP),
+                "target cannot restore images yet (restore not implemented)",
+            )),
+            Ok(ABORT_VERIFY_FAILED) => Err(Failure::new(
+                errno(uapi::EREMOTEIO),
+                "target found the image corrupt",
+            )),
+            _ => Err(Failure::new(
+                errno(uapi::EREMOTEIO),
+                "target abandoned the migration",
+            )),
+        },
+        RecordKind::Complete => Err(Failure::new(
+            errno(uapi::EOPNOTSUPP),
+            "commit not implemented yet",
+        )),
+        _ => Err(Failure::new(
+            errno(uapi::EPROTO),
+            "unexpected record after the image",
+        )),
+    }
 }
 
 /// Presents the machine description and waits for the target's verdict.

@@ -2,21 +2,24 @@
 
 //! Pre-copy rounds: stream guest memory while the guest keeps running.
 //!
-//! Round 0 sends every RAM page in use: pages of free buddy blocks are
-//! skipped, all-zero pages travel as markers, and a page whose direct-map
-//! mapping is absent is counted and not read.
+//! Round 0 sends every RAM page in use; later rounds send the pages the
+//! tracker reports changed. Pages of free buddy blocks are skipped (a page
+//! allocated later gets written, hence changes, hence is sent), all-zero
+//! pages travel as markers, and a page whose direct-map mapping is absent is
+//! counted and not read.
 
 use crate::bindings;
 use crate::channel::Channel;
 use crate::control;
-use crate::failure::{Context, Failure};
-use crate::proto::machine::MachineDesc;
-use crate::proto::wire::{BatchWriter, HEADER_LEN, MAX_PAYLOAD, PAGE_SIZE};
+use crate::failure::Failure;
+use crate::proto::machine::{MachineDesc, RamRange};
+use crate::proto::wire::{BatchWriter, PAGE_SIZE};
 use crate::shim;
+use crate::tracker::Tracker;
 use kernel::prelude::*;
 
 /// The kernel virtual address of `pfn` in the direct map, if it is mapped.
-fn direct_map_page(pfn: u64) -> Option<&'static [u8; PAGE_SIZE]> {
+pub(crate) fn direct_map_page(pfn: u64) -> Option<&'static [u8; PAGE_SIZE]> {
     // SAFETY: `page_offset_base` is set at boot and never changes.
     let base = unsafe { bindings::page_offset_base } as u64;
     let kvaddr = base + pfn * PAGE_SIZE as u64;
@@ -29,15 +32,65 @@ fn direct_map_page(pfn: u64) -> Option<&'static [u8; PAGE_SIZE]> {
     }
     // SAFETY: The direct map covers all RAM and the entry is present, so
     // the page is readable. Other CPUs may write it concurrently; the copy
-    // is then stale, which pre-copy tolerates: the page is dirty and is
-    // sent again.
+    // is then stale, which pre-copy tolerates: the tracker sees the change
+    // and the page is sent again.
     Some(unsafe { &*(kvaddr as *const [u8; PAGE_SIZE]) })
 }
 
 /// Whether a page holds only zero bytes.
-fn is_zero(page: &[u8; PAGE_SIZE]) -> bool {
+pub(crate) fn is_zero(page: &[u8; PAGE_SIZE]) -> bool {
     page.chunks_exact(8)
         .all(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) == 0)
+}
+
+/// The all-zero page, for recording what a zero marker stands for.
+static ZERO_PAGE: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
+
+/// The RAM frames of a machine description that are not in free buddy
+/// blocks, in ascending order.
+pub(crate) struct RamWalk<'a> {
+    ranges: &'a [RamRange],
+    index: usize,
+    pfn: u64,
+    /// Frames skipped so far because they were free.
+    pub(crate) free: u64,
+}
+
+impl<'a> RamWalk<'a> {
+    /// A walk over every RAM range of `desc`.
+    pub(crate) fn new(desc: &'a MachineDesc) -> Self {
+        let ranges = desc.ranges();
+        Self {
+            ranges,
+            index: 0,
+            pfn: ranges.first().map_or(0, |r| r.start_pfn),
+            free: 0,
+        }
+    }
+}
+
+impl Iterator for RamWalk<'_> {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        loop {
+            let range = self.ranges.get(self.index)?;
+            if self.pfn >= range.end_pfn() {
+                self.index += 1;
+                self.pfn = self.ranges.get(self.index)?.start_pfn;
+                continue;
+            }
+            let skip = shim::free_block_pages(self.pfn);
+            if skip > 0 {
+                let n = skip.min(range.end_pfn() - self.pfn);
+                self.free += n;
+                self.pfn += n;
+                continue;
+            }
+            self.pfn += 1;
+            return Some(self.pfn - 1);
+        }
+    }
 }
 
 /// Sends one finished batch and accounts for it.
@@ -57,54 +110,78 @@ fn flush(chan: &mut Channel<'_>, batch: BatchWriter<'_>, zero: u64) -> Result<()
     Ok(())
 }
 
-/// Round 0: every RAM page in use.
-pub(crate) fn round0(chan: &mut Channel<'_>, desc: &MachineDesc) -> Result<(), Failure> {
-    let mut buf = KVVec::from_elem(0u8, HEADER_LEN + MAX_PAYLOAD, GFP_KERNEL)
-        .map_err(|_| ENOMEM)
-        .context("cannot allocate the send buffer")?;
-    let mut batch =
-        BatchWriter::new(&mut buf, 0).map_err(|_| Failure::new(ENOMEM, "send buffer too small"))?;
-    let (mut zero, mut free, mut unmapped) = (0u64, 0u64, 0u64);
-    for range in desc.ranges() {
-        let mut pfn = range.start_pfn;
-        while pfn < range.end_pfn() {
-            let skip = shim::free_block_pages(pfn);
-            if skip > 0 {
-                let n = skip.min(range.end_pfn() - pfn);
-                free += n;
-                pfn += n;
+/// Appends one page to `batch`, recording in the tracker what was sent.
+pub(crate) fn push_page(
+    batch: &mut BatchWriter<'_>,
+    tracker: &mut Tracker,
+    pfn: u64,
+    page: &[u8; PAGE_SIZE],
+) -> Result<bool, Failure> {
+    let bad = |_| Failure::new(EINVAL, "bad page frame");
+    if is_zero(page) {
+        batch.push_zero(pfn).map_err(bad)?;
+        tracker.record(pfn, &ZERO_PAGE);
+        return Ok(true);
+    }
+    batch.push_data(pfn, page).map_err(bad)?;
+    if let Some(sent) = batch.last_data() {
+        tracker.record(pfn, sent);
+    }
+    Ok(false)
+}
+
+/// One pre-copy round: sends every page the tracker reports changed (all of
+/// them in round 0) through batches built in `buf`. Returns the number of
+/// pages sent.
+pub(crate) fn round(
+    chan: &mut Channel<'_>,
+    desc: &MachineDesc,
+    tracker: &mut Tracker,
+    buf: &mut [u8],
+    round: u32,
+) -> Result<u64, Failure> {
+    let mut walk = RamWalk::new(desc);
+    let (mut sent, mut unmapped) = (0u64, 0u64);
+    loop {
+        let mut batch = BatchWriter::new(&mut *buf, round)
+            .map_err(|_| Failure::new(ENOMEM, "send buffer too small"))?;
+        let (mut zero, mut more) = (0u64, false);
+        for pfn in walk.by_ref() {
+            if tracker.is_excluded(pfn) {
                 continue;
             }
-            match direct_map_page(pfn) {
-                None => unmapped += 1,
-                Some(page) if is_zero(page) => {
-                    zero += 1;
-                    batch
-                        .push_zero(pfn)
-                        .map_err(|_| Failure::new(EINVAL, "bad page frame"))?;
-                }
-                Some(page) => batch
-                    .push_data(pfn, page)
-                    .map_err(|_| Failure::new(EINVAL, "bad page frame"))?,
+            let Some(page) = direct_map_page(pfn) else {
+                unmapped += 1;
+                continue;
+            };
+            if !tracker.changed(pfn, page) {
+                continue;
             }
-            pfn += 1;
+            if push_page(&mut batch, tracker, pfn, page)? {
+                zero += 1;
+            }
+            sent += 1;
             if batch.is_full() {
-                flush(chan, batch, zero)?;
-                zero = 0;
-                if control::abort_requested() {
-                    return Err(control::aborted());
-                }
-                batch = BatchWriter::new(&mut buf, 0)
-                    .map_err(|_| Failure::new(ENOMEM, "send buffer too small"))?;
+                more = true;
+                break;
             }
         }
+        if batch.count() > 0 {
+            flush(chan, batch, zero)?;
+        }
+        if !more {
+            break;
+        }
+        if control::abort_requested() {
+            return Err(control::aborted());
+        }
     }
-    if batch.count() > 0 {
-        flush(chan, batch, zero)?;
-    }
-    control::update(|_, x| {
-        x.free_pages += free;
-        x.unmapped_pages += unmapped;
+    let free = walk.free;
+    control::update(|s, x| {
+        s.round = round;
+        s.dirty_pages = sent;
+        x.free_pages = free;
+        x.unmapped_pages = unmapped;
     });
-    Ok(())
+    Ok(sent)
 }

@@ -26,3 +26,11 @@ unsigned long selfmig_free_block_pages(unsigned long pfn)
 		return 0;
 	return 1UL << order;
 }
+
+/* The page frame of a kernel address in the linear map or in vmalloc space. */
+unsigned long selfmig_kaddr_to_pfn(const void *addr)
+{
+	if (is_vmalloc_addr(addr))
+		return vmalloc_to_pfn(addr);
+	return __pa(addr) >> PAGE_SHIFT;
+}

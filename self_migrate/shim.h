@@ -4,5 +4,6 @@
 #define SELF_MIGRATE_SHIM_H
 
 unsigned long selfmig_free_block_pages(unsigned long pfn);
+unsigned long selfmig_kaddr_to_pfn(const void *addr);
 
 #endif

@@ -13,3 +13,10 @@ pub(crate) fn free_block_pages(pfn: u64) -> u64 {
     // SAFETY: The helper accepts any pfn; it checks the page is online.
     unsafe { bindings::selfmig_free_block_pages(pfn as _) as u64 }
 }
+
+/// The page frame of a kernel address in the linear map or vmalloc space.
+pub(crate) fn kaddr_to_pfn(addr: usize) -> u64 {
+    // SAFETY: The helper only translates the address; callers pass
+    // addresses of live kernel buffers.
+    unsafe { bindings::selfmig_kaddr_to_pfn(addr as *const _) as u64 }
+}

@@ -118,7 +118,12 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
         writeln!(out, "zero_pages: {}", x.zero_pages)?;
         writeln!(out, "free_pages_skipped: {}", x.free_pages)?;
         writeln!(out, "unmapped_pages: {}", x.unmapped_pages)?;
+        writeln!(out, "bounce_pages_excluded: {}", x.bounce_pages)?;
         writeln!(out, "dirty_pages: {}", s.dirty_pages)?;
+        writeln!(out, "checkpoint_attempts: {}", x.attempts)?;
+        writeln!(out, "staged_pages: {}", x.staged_pages)?;
+        writeln!(out, "checkpoint_us: {}", x.checkpoint_us)?;
+        writeln!(out, "fenced_packets: {}", crate::fence::dropped())?;
         writeln!(out, "expected_downtime_us: {}", s.expected_downtime_us)?;
         writeln!(out, "downtime_us: {}", s.downtime_us)?;
         writeln!(out, "total_ms: {}", s.total_ms)?;

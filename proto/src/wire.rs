@@ -393,6 +393,7 @@ pub struct BatchWriter<'b> {
     buf: &'b mut [u8],
     len: usize,
     count: u32,
+    last_data: Option<usize>,
 }
 
 impl<'b> BatchWriter<'b> {
@@ -407,6 +408,7 @@ impl<'b> BatchWriter<'b> {
             buf,
             len: HEADER_LEN + BATCH_HEAD_LEN,
             count: 0,
+            last_data: None,
         })
     }
 
@@ -439,8 +441,16 @@ impl<'b> BatchWriter<'b> {
     pub fn push_data(&mut self, pfn: u64, page: &[u8; PAGE_SIZE]) -> Result<(), WireError> {
         self.push_entry(pfn, ENTRY_DATA)?;
         self.buf[self.len..self.len + PAGE_SIZE].copy_from_slice(page);
+        self.last_data = Some(self.len);
         self.len += PAGE_SIZE;
         Ok(())
+    }
+
+    /// The bytes of the last data page added, as they will be sent (a
+    /// concurrent writer may have changed the source page meanwhile).
+    pub fn last_data(&self) -> Option<&[u8; PAGE_SIZE]> {
+        let off = self.last_data?;
+        self.buf[off..off + PAGE_SIZE].try_into().ok()
     }
 
     /// Appends a page that is all zeroes.
@@ -563,5 +573,64 @@ pub fn decode_abort(payload: &[u8]) -> Result<u32, WireError> {
         4 => Ok(le32(payload)),
         n if n < 4 => Err(WireError::Truncated),
         _ => Err(WireError::TrailingBytes),
+    }
+}
+
+/// Round number of the pages copied at the checkpoint.
+pub const FINAL_ROUND: u32 = u32::MAX;
+
+/// Abort reason: the source gave up (its log says why).
+pub const ABORT_SOURCE_FAILED: u32 = 1;
+/// Abort reason: the target cannot restore images yet.
+pub const ABORT_RESTORE_UNSUPPORTED: u32 = 2;
+/// Abort reason: a restored page did not match its checkpoint hash.
+pub const ABORT_VERIFY_FAILED: u32 = 3;
+/// Abort reason: the target failed (its log says why).
+pub const ABORT_TARGET_FAILED: u32 = 4;
+
+/// What the target needs to jump into the image: the payload of a
+/// [`RecordKind::CpuContext`] record (32 bytes, little-endian).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ResumeInfo {
+    /// The source's CR3 at the checkpoint.
+    pub cr3: u64,
+    /// Kernel virtual address of the source's resume entry.
+    pub resume_va: u64,
+    /// Page frame of the page holding the resume entry.
+    pub resume_pfn: u64,
+    /// Number of pages the source copied at the checkpoint.
+    pub staged_pages: u64,
+}
+
+impl ResumeInfo {
+    /// Encoded length.
+    pub const ENCODED_LEN: usize = 32;
+
+    /// Encodes the payload.
+    pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
+        let mut out = [0u8; Self::ENCODED_LEN];
+        for (i, v) in [self.cr3, self.resume_va, self.resume_pfn, self.staged_pages]
+            .iter()
+            .enumerate()
+        {
+            out[8 * i..8 * i + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Decodes a payload of exactly [`ResumeInfo::ENCODED_LEN`] bytes.
+    pub fn decode(payload: &[u8]) -> Result<Self, WireError> {
+        if payload.len() < Self::ENCODED_LEN {
+            return Err(WireError::Truncated);
+        }
+        if payload.len() > Self::ENCODED_LEN {
+            return Err(WireError::TrailingBytes);
+        }
+        Ok(Self {
+            cr3: le64(&payload[0..]),
+            resume_va: le64(&payload[8..]),
+            resume_pfn: le64(&payload[16..]),
+            staged_pages: le64(&payload[24..]),
+        })
     }
 }

@@ -108,8 +108,11 @@ fn page(fill: u8) -> [u8; PAGE_SIZE] {
 fn batch_round_trip() {
     let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
     let mut w = BatchWriter::new(&mut buf, 3).unwrap();
+    assert_eq!(w.last_data(), None);
     w.push_data(0x1234, &page(7)).unwrap();
+    assert_eq!(w.last_data(), Some(&page(7)));
     w.push_zero(0x1235).unwrap();
+    assert_eq!(w.last_data(), Some(&page(7)));
     w.push_data((1 << 52) - 1, &page(9)).unwrap();
     let rec = w.finish(11).unwrap().to_vec();
     let h = Header::decode(rec[..HEADER_LEN].try_into().unwrap()).unwrap();
@@ -361,4 +364,22 @@ fn machine_compatibility() {
         assert_eq!(Mismatch::from_u32(m).unwrap() as u32, m);
     }
     assert_eq!(Mismatch::from_u32(7), None);
+}
+
+#[test]
+fn resume_info() {
+    let r = ResumeInfo {
+        cr3: 0x1234_5000,
+        resume_va: 0xffff_ffff_c000_1000,
+        resume_pfn: 77,
+        staged_pages: 9,
+    };
+    let enc = r.encode();
+    assert_eq!(enc.len(), ResumeInfo::ENCODED_LEN);
+    assert!(ResumeInfo::ENCODED_LEN <= RecordKind::CpuContext.max_payload());
+    assert_eq!(ResumeInfo::decode(&enc), Ok(r));
+    assert_eq!(ResumeInfo::decode(&enc[..31]), Err(WireError::Truncated));
+    let mut long = enc.to_vec();
+    long.push(0);
+    assert_eq!(ResumeInfo::decode(&long), Err(WireError::TrailingBytes));
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Connection, admission and round 0 between two guests, and every failure
-# before commit: no listener, a target of another shape, abort during
-# round 0, the target dying mid-stream. In each the source keeps running
-# with a status that says what happened, and the loader can take the next
+# Connection, admission, pre-copy and the checkpoint between two guests,
+# and every failure before commit: no listener, a target of another shape,
+# a target that cannot restore (all of them, for now), abort during round 0,
+# the target dying mid-stream. In each the source keeps running with a
+# status that says what happened, and the loader can take the next
 # migration. TAP output.
 #
 # Usage: precopy.sh KDIR INITRD   (as root)
@@ -75,12 +76,13 @@ loader_state() {
 	[ "$status" = listening ] && [ "$admitted" = "$2" ]
 }
 
-tap_plan 16
+tap_plan 18
 harness_init "$kdir" "$initrd"
 tap_diag "accelerator: $(vm_accel)"
-vm_boot src "$SRC"
-vm_boot dst "$DST"
-vm_boot odd "$ODD" 1 640
+smp=${SELFMIG_SMP:-2}
+vm_boot src "$SRC" "$smp"
+vm_boot dst "$DST" "$smp"
+vm_boot odd "$ODD" "$smp" 640
 up=1
 for g in src dst odd; do vm_wait_ready "$g" || up=0; done
 if [ $up = 0 ]; then
@@ -102,18 +104,31 @@ tap_result "shape mismatch: the loader refused it and names the field" \
 	eval '[ "$(stat odd $IL refused)" = 1 ] && [ "$(stat odd $IL last_error)" = "RAM map differs" ]'
 tap_result "shape mismatch: source keeps running" alive src
 
-# 3. A matching target: admission, then round 0. Checkpoint and restore
-#    are not implemented, so the source then gives up and carries on.
+# 3. A matching target: admission, pre-copy, checkpoint, the staged pages
+#    and the CPU context. Restore is not implemented, so the target answers
+#    the complete image with an abort and the source carries on.
+checkpointed() {
+	local attempts staged us
+	attempts=$(stat src $SM checkpoint_attempts) staged=$(stat src $SM staged_pages) us=$(stat src $SM checkpoint_us)
+	tap_diag "checkpoint: attempts=$attempts staged=$staged stopped=${us}us rounds=$(stat src $SM round) bounce_excluded=$(stat src $SM bounce_pages_excluded)"
+	[ "$attempts" -ge 1 ] && [ "$us" -gt 0 ] && [ "$staged" -gt 0 ]
+}
+cpus_back() {
+	[ "$(vm_exec src 'cat /sys/devices/system/cpu/online')" = "0-$((smp - 1))" ] ||
+		[ "$smp" = 1 ]
+}
 loader_up dst
 start_to "$DST"
-tap_result "round 0: source streams its memory, then stops at the missing checkpoint" \
-	ended src failed 95 "checkpoint and restore not implemented yet"
-tap_result "round 0: the loader received exactly the pages the source sent" same_count
-tap_result "round 0: the loader dropped the image and listens again" loader_state dst 1
-tap_result "round 0: source keeps running" alive src
+tap_result "pre-copy and checkpoint: the source stops, stages and resumes, and the target refuses to restore" \
+	ended src failed 95 "target cannot restore images yet"
+tap_result "checkpoint: the guest was stopped and pages were staged" checkpointed
+tap_result "checkpoint: secondary CPUs are back online" cpus_back
+tap_result "the loader received exactly the pages the source sent" same_count
+tap_result "the loader dropped the image and listens again" loader_state dst 1
+tap_result "after the checkpoint the source keeps running" alive src
 start_to "$DST"
-tap_result "the loader takes the next migration" eval 'ended src failed 95 "not implemented" && loader_state dst 2'
-tap_skip "migration completes and the workload carries on in the target" "checkpoint and restore not implemented yet"
+tap_result "the loader takes the next migration" eval 'ended src failed 95 "restore" && loader_state dst 2'
+tap_skip "migration completes and the workload carries on in the target" "restore not implemented yet"
 
 # 4. Abort during round 0 (256 MiB of random data make round 0 last): the
 #    abort is written once the first thousand pages are out.

@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The checkpoint: stop the guest, copy what changed since it was sent into
+//! the staging buffer, and resume.
+//!
+//! The sequence follows `create_image()` and `hibernation_snapshot()`:
+//! secondary CPUs offline, devices frozen (`dpm_suspend_start`, then
+//! `dpm_suspend_end`), interrupts off, `syscore_suspend()`, then the
+//! registers are saved and the changed pages copied; everything is undone
+//! in reverse, devices thawed (`PMSG_THAW`) when the image was made here and
+//! restored (`PMSG_RESTORE`) when this is a restored image resuming on the
+//! target. Each phase is one function that undoes exactly what it did.
+
+use crate::cpu_context;
+use crate::failure::{Context, Failure};
+use crate::pm::{self, Msg};
+use crate::precopy::{direct_map_page, RamWalk};
+use crate::proto::machine::MachineDesc;
+use crate::staging::Staging;
+use crate::tracker::Tracker;
+use core::ffi::c_void;
+use kernel::prelude::*;
+
+/// How a checkpoint ended.
+pub(crate) enum Outcome {
+    /// The image was made here; this guest resumed locally.
+    Saved {
+        /// Pages copied into the staging buffer.
+        staged: usize,
+        /// How long the guest was stopped, in nanoseconds.
+        stopped_ns: i64,
+    },
+    /// Execution continues in a restored image on the target.
+    Restored,
+}
+
+/// What the copy works on, passed through the assembly as a raw pointer.
+struct CopyJob<'a> {
+    desc: &'a MachineDesc,
+    tracker: &'a Tracker,
+    staging: &'a mut Staging,
+}
+
+/// Copies every page that changed since it was sent into the staging
+/// buffer. Called by `selfmig_save_context` with interrupts off.
+///
+/// # Safety
+///
+/// `arg` must point to a live `CopyJob`, as `stop_cpu` passes.
+#[no_mangle]
+unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
+    // SAFETY: By the function's safety requirement.
+    let job = unsafe { &mut *arg.cast::<CopyJob<'_>>() };
+    job.staging.clear();
+    for pfn in RamWalk::new(job.desc) {
+        if job.tracker.is_excluded(pfn) {
+            continue;
+        }
+        let Some(page) = direct_map_page(pfn) else {
+            continue;
+        };
+        if job.tracker.changed(pfn, page) && !job.staging.push(pfn, page) {
+            return ENOSPC.to_errno() as i64;
+        }
+    }
+    0
+}
+
+/// Monotonic time in nanoseconds.
+fn now_ns() -> i64 {
+    // SAFETY: `ktime_get` has no preconditions.
+    unsafe { crate::bindings::ktime_get() }
+}
+
+/// Innermost phase: interrupts off, system core suspended, registers saved,
+/// pages copied.
+fn stop_cpu(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
+    pm::irqs_off();
+    if let Err(e) = pm::syscore_suspend() {
+        pm::irqs_on();
+        return Err(Failure::new(e, "syscore_suspend failed"));
+    }
+    // SAFETY: Interrupts are off and the other CPUs are offline; `job` is
+    // what `selfmig_checkpoint_copy` expects.
+    let ret = unsafe { cpu_context::save_context((job as *mut CopyJob<'_>).cast()) };
+    pm::syscore_resume();
+    pm::irqs_on();
+    match ret {
+        1 => Ok(true),
+        0 => Ok(false),
+        e if e == ENOSPC.to_errno() as i64 => Err(Failure::new(
+            ENOSPC,
+            "too many pages changed for the staging buffer",
+        )),
+        e => Err(Failure::new(
+            Error::from_errno(e as i32),
+            "checkpoint copy failed",
+        )),
+    }
+}
+
+/// Devices in their late/noirq suspended state around `stop_cpu`.
+fn stop_devices_late(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
+    if let Err(e) = pm::dpm_suspend_end(Msg::Freeze) {
+        pm::dpm_resume_start(Msg::Recover);
+        return Err(Failure::new(e, "dpm_suspend_end failed"));
+    }
+    let result = stop_cpu(job);
+    pm::dpm_resume_start(resume_msg(&result));
+    result
+}
+
+/// The device message that undoes a checkpoint with this result.
+fn resume_msg(result: &Result<bool, Failure>) -> Msg {
+    match result {
+        Ok(true) => Msg::Restore,
+        Ok(false) => Msg::Thaw,
+        Err(_) => Msg::Recover,
+    }
+}
+
+/// Devices frozen around `stop_devices_late`.
+fn stop_devices(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
+    if let Err(e) = pm::dpm_suspend_start(Msg::Freeze) {
+        pm::dpm_resume_end(Msg::Recover);
+        return Err(Failure::new(
+            e,
+            "a device refused to freeze (dpm_suspend_start)",
+        ));
+    }
+    let result = stop_devices_late(job);
+    pm::dpm_resume_end(resume_msg(&result));
+    result
+}
+
+/// Takes the checkpoint.
+pub(crate) fn take(
+    desc: &MachineDesc,
+    tracker: &Tracker,
+    staging: &mut Staging,
+) -> Result<Outcome, Failure> {
+    let start = now_ns();
+    let _sleep = pm::SleepLock::lock();
+    let cpus = pm::OfflineCpus::take().context("cannot take secondary CPUs offline")?;
+    let mut job = CopyJob {
+        desc,
+        tracker,
+        staging,
+    };
+    let result = stop_devices(&mut job);
+    drop(cpus);
+    match result? {
+        true => Ok(Outcome::Restored),
+        false => Ok(Outcome::Saved {
+            staged: job.staging.len(),
+            stopped_ns: now_ns() - start,
+        }),
+    }
+}

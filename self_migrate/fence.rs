@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The output fence: from the checkpoint until the migration ends, this
+//! guest sends nothing but the migration stream.
+//!
+//! After the checkpoint the source keeps running, but the target will resume
+//! from the checkpoint. Anything the source said after it (a TCP
+//! acknowledgement, a reply) would be something the target does not
+//! remember, so a netfilter hook on `NF_INET_LOCAL_OUT` drops every packet
+//! not sent by the migration socket. Peers retransmit, and the target
+//! answers. Before commit a failure removes the fence and the source simply
+//! carries on, having lost nothing but some retransmission delay.
+
+use crate::bindings;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::prelude::*;
+
+/// Packets dropped by fences since the module was loaded.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Packets the fence has dropped so far.
+pub(crate) fn dropped() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+/// Lets only packets of the migration socket (`priv_`) through.
+///
+/// # Safety
+///
+/// Called by netfilter with a live `skb`.
+unsafe extern "C" fn fence_hook(
+    priv_: *mut c_void,
+    skb: *mut bindings::sk_buff,
+    _state: *const bindings::nf_hook_state,
+) -> u32 {
+    // SAFETY: `skb` is live for the duration of the hook.
+    let sk = unsafe { (*skb).sk };
+    if sk.cast::<c_void>() == priv_ {
+        bindings::NF_ACCEPT
+    } else {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        bindings::NF_DROP
+    }
+}
+
+/// An installed fence; removed on drop.
+pub(crate) struct Fence {
+    ops: KBox<bindings::nf_hook_ops>,
+}
+
+impl Fence {
+    /// Installs a fence letting through only packets of `sk`.
+    pub(crate) fn install(sk: *mut bindings::sock) -> Result<Self> {
+        let ops = KBox::new(
+            bindings::nf_hook_ops {
+                hook: Some(fence_hook),
+                priv_: sk.cast(),
+                pf: bindings::NFPROTO_IPV4 as u8,
+                hooknum: bindings::nf_inet_hooks_NF_INET_LOCAL_OUT,
+                priority: bindings::nf_ip_hook_priorities_NF_IP_PRI_FIRST,
+                ..Default::default()
+            },
+            GFP_KERNEL,
+        )?;
+        // SAFETY: `ops` is fully initialised and stays allocated, unmoved,
+        // until `drop` unregisters it; `init_net` lives forever.
+        let ret = unsafe {
+            bindings::nf_register_net_hook(core::ptr::addr_of_mut!(bindings::init_net), &*ops)
+        };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(Self { ops })
+    }
+}
+
+impl Drop for Fence {
+    fn drop(&mut self) {
+        // SAFETY: Registered in `install`; unregistering waits for hooks in
+        // flight (synchronize_net), so `ops` can be freed afterwards.
+        unsafe {
+            bindings::nf_unregister_net_hook(
+                core::ptr::addr_of_mut!(bindings::init_net),
+                &*self.ops,
+            )
+        };
+    }
+}
