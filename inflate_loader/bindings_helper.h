@@ -3,16 +3,28 @@
  * Kernel interfaces inflate_loader.ko reaches directly; bindgen turns these
  * into the module's `bindings` (see ksupport/bindgen.mk).
  */
+#include <linux/cpu.h>
+#include <linux/gfp.h>
 #include <linux/in.h>
 #include <linux/ioport.h>
 #include <linux/kobject.h>
 #include <linux/kthread.h>
+#include <linux/mm.h>
 #include <linux/net.h>
+#include <linux/pm.h>
 #include <linux/numa.h>
 #include <linux/socket.h>
+#include <linux/suspend.h>
+#include <linux/syscore_ops.h>
 #include <linux/sysfs.h>
 #include <linux/timekeeping.h>
 #include <linux/uio.h>
 #include <net/net_namespace.h>
 #include <net/sock.h>
+#include <linux/tcp.h>
 #include <asm/pgtable.h>
+#include <asm/tlbflush.h>
+
+/* Flags for claiming the target's free memory: fail rather than reclaim
+ * hard, warn or dip into reserves. */
+const gfp_t SELFMIG_GFP_CLAIM = GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN | __GFP_NOMEMALLOC;

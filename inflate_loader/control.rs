@@ -137,6 +137,9 @@ pub(crate) fn enable(op: &str) -> Result {
         if c.key.is_empty() {
             return Err(ControlError::NoKey);
         }
+        if !cfg!(CONFIG_HIBERNATE_CALLBACKS) {
+            return Err(ControlError::NoDevicePm);
+        }
         Ok((ep, c.run.thread.take()))
     })?;
     let (ep, previous) = verdict.map_err(|e| refuse(op, e))?;

@@ -20,22 +20,27 @@ mod errno;
 mod failure;
 #[path = "../ksupport/global.rs"]
 mod global;
+mod image;
 #[path = "../ksupport/kthread.rs"]
 mod kthread;
 #[path = "../ksupport/listener.rs"]
 mod listener;
 #[path = "../ksupport/machine.rs"]
 mod machine;
+#[path = "../ksupport/pm.rs"]
+mod pm;
 #[path = "../ksupport/proto.rs"]
 pub mod proto;
 mod receiver;
 #[path = "../ksupport/refuse.rs"]
 mod refuse;
+mod restore;
 #[path = "../ksupport/socket.rs"]
 mod socket;
 #[path = "../ksupport/sysfs.rs"]
 mod sysfs;
 mod sysfs_attrs;
+mod trampoline;
 
 module! {
     type: InflateLoader,

@@ -7,20 +7,23 @@
 //! no longer than a machine description (a longer one is refused after
 //! reading only its 16-byte header), and the source's description must match
 //! this machine's. Every page frame a batch names must lie in the RAM map.
-//! Inflating the image into its frames and resuming it are not implemented
-//! yet: pages are validated, counted and dropped.
+//! Pages are inflated as they arrive (`image.rs`); when the image is complete
+//! the loader says so, and on the source's commit it jumps (`restore.rs`).
 
 use crate::channel::Channel;
 use crate::control;
 use crate::errno::errno;
 use crate::failure::{Context, Failure};
+use crate::image::Image;
 use crate::machine;
+use crate::pm;
 use crate::proto::machine::MachineDesc;
 use crate::proto::uapi;
 use crate::proto::wire::{
-    decode_abort, HelloReply, PageBatch, RecordKind, Refusal, ResumeInfo,
-    ABORT_RESTORE_UNSUPPORTED, HEADER_LEN, MAX_PAYLOAD,
+    decode_abort, HelloReply, PageBatch, RecordKind, Refusal, ResumeInfo, ABORT_TARGET_FAILED,
+    HEADER_LEN, MAX_PAYLOAD,
 };
+use crate::restore;
 use crate::socket::TcpStream;
 use kernel::prelude::*;
 
@@ -95,14 +98,52 @@ fn receive(stream: &TcpStream) -> Result<(), Failure> {
     let local = machine::describe().context("cannot describe this machine")?;
     let mut chan = Channel::new(stream);
     admit(&mut chan, &local)?;
-    pr_info!(
-        "source admitted: {} RAM pages, {} vCPUs\n",
-        local.total_pages(),
-        local.vcpus
-    );
-    let result = take_image(&mut chan, &local);
+    let frames = local.ranges().last().map_or(0, |r| r.end_pfn());
+    let result = Image::claim(frames)
+        .map_err(|_| ENOMEM)
+        .context("cannot claim memory for the image")
+        .and_then(|mut image| {
+            pr_info!(
+                "source admitted: {} RAM pages, {} vCPUs; claimed {} free frames\n",
+                local.total_pages(),
+                local.vcpus,
+                image.claimed_frames()
+            );
+            take_image(stream, &mut chan, &local, &mut image)
+        });
     control::update(|n, _| n.failed += 1);
     result
+}
+
+/// Prepares the jump, reports the image complete, and jumps on commit.
+fn restore_on_commit(
+    stream: &TcpStream,
+    chan: &mut Channel<'_>,
+    local: &MachineDesc,
+    image: &mut Image,
+    info: &ResumeInfo,
+) -> Result<(), Failure> {
+    let refuse = |chan: &mut Channel<'_>, f: Failure| {
+        let _ = chan.send(RecordKind::Abort, &ABORT_TARGET_FAILED.to_le_bytes());
+        Err(f)
+    };
+    let prepared = match restore::prepare(image, local, info) {
+        Ok(p) => p,
+        Err(f) => return refuse(chan, f),
+    };
+    let cpus = match pm::OfflineCpus::take() {
+        Ok(c) => c,
+        Err(e) => return refuse(chan, Failure::new(e, "cannot take secondary CPUs offline")),
+    };
+    stream.set_quickack();
+    chan.send(RecordKind::Complete, &[])?;
+    let mut buf = [0u8; 4];
+    let (header, _) = chan.recv(&mut buf)?;
+    if header.kind != RecordKind::Commit {
+        return Err(Failure::new(errno(uapi::EPROTO), "expected the commit"));
+    }
+    pr_info!("commit received; jumping into the image\n");
+    Err(restore::jump(&prepared, cpus))
 }
 
 /// Pages received so far in this migration.
@@ -110,8 +151,14 @@ fn received() -> u64 {
     control::with(|c| c.counters.pages_received).unwrap_or(0)
 }
 
-/// Receives records until the source stops.
-fn take_image(chan: &mut Channel<'_>, local: &MachineDesc) -> Result<(), Failure> {
+/// Receives records until the image is complete, then restores it on the
+/// source's commit.
+fn take_image(
+    stream: &TcpStream,
+    chan: &mut Channel<'_>,
+    local: &MachineDesc,
+    image: &mut Image,
+) -> Result<(), Failure> {
     let mut buf = KVVec::from_elem(0u8, HEADER_LEN + MAX_PAYLOAD, GFP_KERNEL)
         .map_err(|_| ENOMEM)
         .context("cannot allocate the receive buffer")?;
@@ -127,23 +174,28 @@ fn take_image(chan: &mut Channel<'_>, local: &MachineDesc) -> Result<(), Failure
                         "page outside the RAM map",
                     ));
                 }
+                for page in batch.pages() {
+                    image.place(page.pfn, &page.content)?;
+                }
                 let n = batch.len() as u64;
-                control::update(|c, _| c.pages_received += n);
+                let used = image.pages;
+                control::update(|c, _| {
+                    c.pages_received += n;
+                    c.pages_used = used;
+                });
             }
             RecordKind::CpuContext => {
                 let info = ResumeInfo::decode(payload)
                     .map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
                 pr_info!(
-                    "image complete: {} pages received, {} staged at the checkpoint\n",
+                    "image complete: {} frames ({} in place, {} in slots), {} pages received, {} staged at the checkpoint\n",
+                    image.pages,
+                    image.direct,
+                    image.slotted,
                     received(),
                     info.staged_pages
                 );
-                // Inflating the image and jumping into it come next.
-                let _ = chan.send(RecordKind::Abort, &ABORT_RESTORE_UNSUPPORTED.to_le_bytes());
-                return Err(Failure::new(
-                    errno(uapi::EOPNOTSUPP),
-                    "restore not implemented yet",
-                ));
+                return restore_on_commit(stream, chan, local, image, &info);
             }
             RecordKind::Abort => {
                 let _ = decode_abort(payload);

@@ -33,4 +33,31 @@ impl TcpStream {
         // SAFETY: The socket is live and has a `struct sock`.
         unsafe { (*self.sock.as_ptr()).sk }
     }
+
+    /// Waits until the peer's TCP has acknowledged everything sent, at most
+    /// `timeout_ms`. The commit must have reached the target before the
+    /// source powers off.
+    pub(crate) fn wait_acked(&self, timeout_ms: u32) -> Result {
+        let tp = self.sk().cast::<bindings::tcp_sock>();
+        // SAFETY: `ktime_get` has no preconditions.
+        let deadline = unsafe { bindings::ktime_get() } + i64::from(timeout_ms) * 1_000_000;
+        // SAFETY: As above.
+        while unsafe { bindings::ktime_get() } < deadline {
+            // SAFETY: A TCP socket's `struct sock` is the start of its
+            // `struct tcp_sock`; the fields are read racily, as
+            // `tcp_ioctl(SIOCOUTQ)` does.
+            let (una, next) = unsafe {
+                (
+                    core::ptr::read_volatile(core::ptr::addr_of!((*tp).snd_una)),
+                    core::ptr::read_volatile(core::ptr::addr_of!((*tp).write_seq)),
+                )
+            };
+            if una == next {
+                return Ok(());
+            }
+            // SAFETY: Sleeping is allowed: process context, no locks held.
+            unsafe { bindings::usleep_range_state(200, 500, bindings::TASK_UNINTERRUPTIBLE) };
+        }
+        Err(crate::errno::errno(crate::proto::uapi::ETIMEDOUT))
+    }
 }

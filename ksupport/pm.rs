@@ -11,10 +11,16 @@ use kernel::prelude::*;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Msg {
     /// Quiesce for an image (hibernation's snapshot).
+    #[allow(dead_code, reason = "used by self_migrate only")]
     Freeze,
+    /// Quiesce before jumping into another image.
+    #[allow(dead_code, reason = "used by inflate_loader only")]
+    Quiesce,
     /// Resume after an image was made, in the same kernel.
+    #[allow(dead_code, reason = "used by self_migrate only")]
     Thaw,
     /// Resume inside a restored image.
+    #[allow(dead_code, reason = "used by self_migrate only")]
     Restore,
     /// Undo a failed transition.
     Recover,
@@ -25,6 +31,7 @@ impl Msg {
     fn raw(self) -> bindings::pm_message_t {
         let event = match self {
             Msg::Freeze => bindings::PM_EVENT_FREEZE,
+            Msg::Quiesce => bindings::PM_EVENT_QUIESCE,
             Msg::Thaw => bindings::PM_EVENT_THAW,
             Msg::Restore => bindings::PM_EVENT_RESTORE,
             Msg::Recover => bindings::PM_EVENT_RECOVER,

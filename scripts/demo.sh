@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# `make demo`: bring up a source and a target guest on a private bridge and
-# show the selfmig modules' status from inside each. (Migration itself is
-# not implemented yet; when it lands, this migrates a live workload.)
+# `make demo`: a guest running a workload (128 MiB of data, a counter, an
+# echo session to a client) migrates itself to a fresh VM on a private
+# bridge; prints what happened.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vm.sh"
@@ -11,23 +11,53 @@ set -euo pipefail
 kdir=$(cat "$SELFMIG_TOP/build/kdir") || die "no kernel recorded; run make"
 initrd="$SELFMIG_TOP/build/initramfs.cpio.gz"
 "$SELFMIG_TOP/scripts/mkinitramfs.sh" "$kdir" "$initrd"
+SM=/sys/kernel/self_migrate
+IL=/sys/kernel/inflate_loader
+SRC=$HARNESS_NET.2 DST=$HARNESS_NET.3
 
 harness_init "$kdir" "$initrd"
-say "namespace $HARNESS_NS, accelerator $(vm_accel); booting source ($HARNESS_NET.2) and target ($HARNESS_NET.3)"
-start=$(date +%s)
-vm_boot src "$HARNESS_NET.2"
-vm_boot dst "$HARNESS_NET.3"
+say "namespace $HARNESS_NS, accelerator $(vm_accel); booting source VM ($SRC) and a fresh target VM ($DST)"
+vm_boot src "$SRC"
+vm_boot dst "$DST"
 vm_wait_ready src || die "source guest did not boot"
 vm_wait_ready dst || die "target guest did not boot"
-say "both guests ready in $(($(date +%s) - start)) s"
 
-for name in src dst; do
-	echo
-	echo "=== $name guest (${VM_IP[$name]}) ==="
-	vm_exec "$name" 'echo "kernel:  $(uname -r), $(nproc) vCPU, $(grep MemTotal /proc/meminfo | tr -s " " | cut -d" " -f2-)"
-		echo "modules: $(cut -d" " -f1 /proc/modules | tr "\n" " ")"
-		echo "--- /sys/kernel/self_migrate/stats"; cat /sys/kernel/self_migrate/stats
-		echo "--- /sys/kernel/inflate_loader/stats"; cat /sys/kernel/inflate_loader/stats'
-done
+say "source: starting the workload (128 MiB of random data, a counter, an echo server)"
+vm_exec src 'dd if=/dev/urandom of=/tmp/data bs=1M count=128 2>/dev/null && md5sum /tmp/data | cut -d" " -f1 > /tmp/data.md5
+	(i=0; while true; do i=$((i + 1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.05; done) </dev/null >/dev/null 2>&1 &
+	echo $! > /tmp/count.pid; nc -ll -p 6001 -e /bin/cat </dev/null >/dev/null 2>&1 & sleep 0.5' >/dev/null
+stop="$HARNESS_DIR/client.stop"
+ns python3 "$SELFMIG_TOP/tools/selftests/two_guest/echo_client.py" "$SRC" 6001 "$stop" > "$HARNESS_DIR/client.json" &
+client=$!
+sleep 1
+before="pid $(vm_exec src 'cat /tmp/count.pid'), count $(vm_exec src 'cat /tmp/count'), md5 $(vm_exec src 'cat /tmp/data.md5')"
+
+say "target: inflate_loader listening on $DST:7000"
+vm_exec dst "echo 0.0.0.0:7000 > $IL/listen && echo 000102030405060708090a0b0c0d0e0f > $IL/key && echo 1 > $IL/enable" >/dev/null
+say "source: echo $DST:7000 > $SM/target; echo 1 > $SM/start"
+t0=$(date +%s.%N)
+vm_exec src "echo 00112233445566778899aabbccddeeff > $SM/token && echo $DST:7000 > $SM/target && echo 1 > $SM/start" >/dev/null
+for _ in $(seq 1 600); do kill -0 "${VM_PID[src]}" 2>/dev/null || break; sleep 0.1; done
+t1=$(date +%s.%N)
+kill -0 "${VM_PID[src]}" 2>/dev/null && die "the source VM is still running: $(vm_exec src "cat $SM/stats" | tr '\n' ' ')"
+say "source VM has powered off; waiting for the guest at $SRC"
+status=
+for _ in $(seq 1 60); do status=$(vm_exec src "cat $SM/status" 2>/dev/null) && [ "$status" = migrated ] && break; sleep 0.5; done
+sleep 1
+touch "$stop"
+wait "$client" || true
+after="pid $(vm_exec src 'cat /tmp/count.pid'), count $(vm_exec src 'cat /tmp/count'), md5 $(vm_exec src 'md5sum /tmp/data | cut -d" " -f1')"
+st() { vm_exec src "sed -n 's/^$1: //p' $SM/stats"; }
 echo
-echo "Migration is not implemented yet: start returns EOPNOTSUPP (see Documentation/selfmig/)."
+echo "=== selfmig demo report ==="
+printf '%-28s %s\n' "guest status on the target:" "$status"
+printf '%-28s %s\n' "workload before:" "$before"
+printf '%-28s %s\n' "workload after:" "$after"
+printf '%-28s %s\n' "pre-copy rounds:" "$(($(st round) + 1))"
+printf '%-28s %s\n' "pages sent:" "$(st pages_sent) ($(st zero_pages) as zero markers)"
+printf '%-28s %s\n' "bytes sent:" "$(st bytes_sent)"
+printf '%-28s %s\n' "pages staged at checkpoint:" "$(st staged_pages)"
+printf '%-28s %s\n' "client echo session:" "$(cat "$HARNESS_DIR/client.json")"
+printf '%-28s %s\n' "downtime, guest clock:" "$(($(st downtime_us) / 1000)) ms (RTC-corrected, 1 s granularity)"
+printf '%-28s %s s\n' "start to source power-off:" "$(echo "$t1 - $t0" | bc)"
+printf '%-28s %s ms\n' "total, guest clock:" "$(st total_ms)"

@@ -104,7 +104,7 @@ vm_boot() {
 		-qmp "unix:$HARNESS_DIR/$name.qmp,server=on,wait=off" \
 		-netdev "tap,id=n0,ifname=tap-$name,script=no,downscript=no" \
 		-device "virtio-net-pci,netdev=n0,mac=${VM_MAC[$name]},iommu_platform=on,disable-legacy=on" \
-		>"$HARNESS_DIR/$name.qemu" 2>&1 &
+		${SELFMIG_QEMU_EXTRA:-} >"$HARNESS_DIR/$name.qemu" 2>&1 &
 	VM_PID[$name]=$!
 }
 

@@ -23,6 +23,10 @@
 #include <linux/syscore_ops.h>
 #include <linux/swiotlb.h>
 #include <linux/sysfs.h>
+#include <linux/delay.h>
+#include <linux/netdevice.h>
+#include <linux/rtnetlink.h>
+#include <linux/tcp.h>
 #include <linux/timekeeping.h>
 #include <linux/uio.h>
 #include <linux/vmalloc.h>

@@ -11,6 +11,7 @@
 //! restored (`PMSG_RESTORE`) when this is a restored image resuming on the
 //! target. Each phase is one function that undoes exactly what it did.
 
+use crate::bindings;
 use crate::cpu_context;
 use crate::failure::{Context, Failure};
 use crate::pm::{self, Msg};
@@ -19,6 +20,7 @@ use crate::proto::machine::MachineDesc;
 use crate::staging::Staging;
 use crate::tracker::Tracker;
 use core::ffi::c_void;
+use core::sync::atomic::{AtomicI64, Ordering};
 use kernel::prelude::*;
 
 /// How a checkpoint ended.
@@ -69,20 +71,74 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
 /// Monotonic time in nanoseconds.
 fn now_ns() -> i64 {
     // SAFETY: `ktime_get` has no preconditions.
-    unsafe { crate::bindings::ktime_get() }
+    unsafe { bindings::ktime_get() }
+}
+
+/// Wall-clock time of the last checkpoint, in nanoseconds (module data, so a
+/// restored image knows when it was taken).
+static CHECKPOINT_REAL_NS: AtomicI64 = AtomicI64::new(0);
+
+/// Microseconds from the last checkpoint until now, by the guest's wall
+/// clock. After a restore that clock has been advanced by the RTC's view
+/// of the gap (`timekeeping_resume()`), so the figure has one-second
+/// granularity; the harness measures downtime from outside precisely.
+pub(crate) fn downtime_us() -> u64 {
+    let now = real_ns();
+    ((now - CHECKPOINT_REAL_NS.load(Ordering::Relaxed)).max(0) / 1000) as u64
+}
+
+/// Wall-clock time in nanoseconds.
+fn real_ns() -> i64 {
+    let mut ts = bindings::timespec64::default();
+    // SAFETY: `ts` is a valid out-pointer; callable with interrupts off.
+    unsafe { bindings::ktime_get_real_ts64(&mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec as i64
+}
+
+/// Saves (`save`) or restores sched_clock's state across the checkpoint, as
+/// `save_processor_state()` / `restore_processor_state()` do.
+fn sched_clock_state(save: bool) {
+    // SAFETY: `x86_platform` is set up at boot; its hooks are called with
+    // interrupts off, as here.
+    unsafe {
+        let platform = &*core::ptr::addr_of!(bindings::x86_platform);
+        let hook = if save {
+            platform.save_sched_clock_state
+        } else {
+            platform.restore_sched_clock_state
+        };
+        if let Some(f) = hook {
+            f();
+        }
+    }
 }
 
 /// Innermost phase: interrupts off, system core suspended, registers saved,
 /// pages copied.
 fn stop_cpu(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
+    // Live FPU registers of the task that last used them go to memory, and
+    // this CPU stops claiming to hold them: the image resumes on another
+    // CPU whose registers hold nothing of this guest.
+    // SAFETY: Process context; the pair disables and re-enables preemption.
+    unsafe {
+        bindings::kernel_fpu_begin_mask(0);
+        bindings::kernel_fpu_end();
+    }
+    // Timekeeping is suspended below; read the wall clock first.
+    CHECKPOINT_REAL_NS.store(real_ns(), Ordering::Relaxed);
     pm::irqs_off();
     if let Err(e) = pm::syscore_suspend() {
         pm::irqs_on();
         return Err(Failure::new(e, "syscore_suspend failed"));
     }
+    sched_clock_state(true);
     // SAFETY: Interrupts are off and the other CPUs are offline; `job` is
     // what `selfmig_checkpoint_copy` expects.
     let ret = unsafe { cpu_context::save_context((job as *mut CopyJob<'_>).cast()) };
+    if ret == 1 {
+        // Resumed on the target: sched_clock must continue from here.
+        sched_clock_state(false);
+    }
     pm::syscore_resume();
     pm::irqs_on();
     match ret {

@@ -176,6 +176,9 @@ pub(crate) fn start(op: &str, req: Request) -> Result {
         if c.status.state.is_running() {
             return Err(ControlError::Busy);
         }
+        if !cfg!(CONFIG_HIBERNATE_CALLBACKS) {
+            return Err(ControlError::NoDevicePm);
+        }
         c.run.pending = Some(req);
         c.run.abort = false;
         c.status = StatusArgs::idle();

@@ -45,28 +45,37 @@ unsafe extern "C" fn fence_hook(
 }
 
 /// An installed fence; removed on drop.
+///
+/// ARP is not fenced (that needs `CONFIG_NETFILTER_FAMILY_ARP`, which guest
+/// kernels rarely have): a fenced source may still answer ARP until it
+/// powers off, so the resumed guest announces itself twice (see
+/// `announce.rs`).
 pub(crate) struct Fence {
-    ops: KBox<bindings::nf_hook_ops>,
+    ops: KBox<[bindings::nf_hook_ops; 1]>,
 }
 
 impl Fence {
     /// Installs a fence letting through only packets of `sk`.
     pub(crate) fn install(sk: *mut bindings::sock) -> Result<Self> {
         let ops = KBox::new(
-            bindings::nf_hook_ops {
+            [bindings::nf_hook_ops {
                 hook: Some(fence_hook),
                 priv_: sk.cast(),
                 pf: bindings::NFPROTO_IPV4 as u8,
                 hooknum: bindings::nf_inet_hooks_NF_INET_LOCAL_OUT,
                 priority: bindings::nf_ip_hook_priorities_NF_IP_PRI_FIRST,
                 ..Default::default()
-            },
+            }],
             GFP_KERNEL,
         )?;
         // SAFETY: `ops` is fully initialised and stays allocated, unmoved,
         // until `drop` unregisters it; `init_net` lives forever.
         let ret = unsafe {
-            bindings::nf_register_net_hook(core::ptr::addr_of_mut!(bindings::init_net), &*ops)
+            bindings::nf_register_net_hooks(
+                core::ptr::addr_of_mut!(bindings::init_net),
+                ops.as_ptr(),
+                1,
+            )
         };
         if ret != 0 {
             return Err(Error::from_errno(ret));
@@ -80,9 +89,10 @@ impl Drop for Fence {
         // SAFETY: Registered in `install`; unregistering waits for hooks in
         // flight (synchronize_net), so `ops` can be freed afterwards.
         unsafe {
-            bindings::nf_unregister_net_hook(
+            bindings::nf_unregister_net_hooks(
                 core::ptr::addr_of_mut!(bindings::init_net),
-                &*self.ops,
+                self.ops.as_ptr(),
+                1,
             )
         };
     }

@@ -8,6 +8,7 @@
 use kernel::c_str;
 use kernel::prelude::*;
 
+mod announce;
 #[path = "bindings_generated.rs"]
 mod bindings;
 #[path = "../ksupport/channel.rs"]

@@ -8,6 +8,8 @@
 //! happened. The restore on the target is not implemented yet: the target
 //! answers the complete image with an abort, and the source carries on.
 
+use crate::announce;
+use crate::bindings;
 use crate::channel::Channel;
 use crate::checkpoint::{self, Outcome};
 use crate::control::{self, Request, Tracker};
@@ -21,9 +23,10 @@ use crate::precopy;
 use crate::proto::machine::{MachineDesc, Mismatch};
 use crate::proto::uapi::{self, State};
 use crate::proto::wire::{
-    decode_abort, BatchWriter, HelloReply, RecordKind, Refusal, ResumeInfo,
-    ABORT_RESTORE_UNSUPPORTED, ABORT_VERIFY_FAILED, FINAL_ROUND, HEADER_LEN, MAX_PAYLOAD,
+    decode_abort, BatchWriter, HelloReply, RecordKind, Refusal, ResumeInfo, ABORT_TARGET_FAILED,
+    ABORT_VERIFY_FAILED, FINAL_ROUND, HEADER_LEN, MAX_PAYLOAD,
 };
+use crate::shim;
 use crate::socket::TcpStream;
 use crate::staging::Staging;
 use crate::tracker::Tracker as HashTracker;
@@ -95,6 +98,9 @@ fn migrate(req: &Request) -> Result<(), Failure> {
     result
 }
 
+/// How long the commit may take to reach the target's TCP.
+const COMMIT_ACK_TIMEOUT_MS: u32 = 2_000;
+
 /// Pre-copy stops once a round sends no more than this many pages.
 const CONVERGED_PAGES: u64 = 2048;
 
@@ -150,8 +156,20 @@ fn session(
         let fence = Fence::install(stream.sk()).context("cannot install the output fence")?;
         match checkpoint::take(desc, &tracker, &mut staging) {
             Ok(Outcome::Restored) => {
-                // This is the image, resuming on the target.
-                core::mem::forget(fence);
+                // This is the image, running on the target now: lift the
+                // fence it was taken under and take over the network.
+                drop(fence);
+                announce::announce();
+                // Once more, after the old VM has surely gone.
+                // SAFETY: Process context, no locks held.
+                unsafe { bindings::msleep(500) };
+                announce::announce();
+                let downtime_us = checkpoint::downtime_us();
+                pr_info!(
+                    "resumed on the target; downtime {} us (guest clock)\n",
+                    downtime_us
+                );
+                control::update(|s, _| s.downtime_us = downtime_us);
                 return Ok(());
             }
             Ok(Outcome::Saved { staged, stopped_ns }) => {
@@ -160,7 +178,7 @@ fn session(
                     x.staged_pages = staged as u64;
                     x.checkpoint_us = (stopped_ns / 1000) as u64;
                 });
-                return finish(chan, &mut tracker, &mut buf, &staging, fence);
+                return finish(chan, &mut tracker, &mut buf, &staging, stream, fence);
             }
             Err(f) if f.err == ENOSPC && attempt < MAX_ATTEMPTS => {
                 drop(fence);
@@ -177,6 +195,20 @@ fn session(
     ))
 }
 
+/// The target holds the complete image: commit, and stop for good.
+fn commit(chan: &mut Channel<'_>, stream: &TcpStream) -> Result<(), Failure> {
+    chan.send(RecordKind::Commit, &[])?;
+    // From the moment the commit reaches the target, the guest lives there.
+    // Wait until its TCP has it, then power off, whatever happens.
+    if stream.wait_acked(COMMIT_ACK_TIMEOUT_MS).is_err() {
+        pr_warn!("commit not acknowledged in time; powering off anyway (never both running)\n");
+    }
+    pr_info!("committed; this VM powers off, the guest continues on the target\n");
+    // SAFETY: Process context; does not return.
+    unsafe { bindings::kernel_power_off() };
+    Ok(())
+}
+
 /// After the checkpoint: sends the staged pages and where to resume, and
 /// waits for the target's verdict. The fence is up until this returns.
 fn finish(
@@ -184,6 +216,7 @@ fn finish(
     tracker: &mut HashTracker,
     buf: &mut [u8],
     staging: &Staging,
+    stream: &TcpStream,
     _fence: Fence,
 ) -> Result<(), Failure> {
     let mut index = 0;
@@ -209,10 +242,11 @@ fn finish(
             s.bytes_sent = bytes;
         });
     }
+    let resume_va = cpu_context::resume_entry();
     let info = ResumeInfo {
         cr3: cpu_context::saved_cr3(),
-        resume_va: 0,
-        resume_pfn: 0,
+        resume_va,
+        resume_pfn: shim::kaddr_to_pfn(resume_va as usize),
         staged_pages: staging.len() as u64,
     };
     chan.send(RecordKind::CpuContext, &info.encode())?;
@@ -220,9 +254,9 @@ fn finish(
     let (header, payload) = chan.recv(&mut reply)?;
     match header.kind {
         RecordKind::Abort => match decode_abort(payload) {
-            Ok(ABORT_RESTORE_UNSUPPORTED) => Err(Failure::new(
-                errno(uapi::EOPNOTSUPP),
-                "target cannot restore images yet (restore not implemented)",
+            Ok(ABORT_TARGET_FAILED) => Err(Failure::new(
+                errno(uapi::EREMOTEIO),
+                "target cannot restore the image (its log says why)",
             )),
             Ok(ABORT_VERIFY_FAILED) => Err(Failure::new(
                 errno(uapi::EREMOTEIO),
@@ -233,10 +267,7 @@ fn finish(
                 "target abandoned the migration",
             )),
         },
-        RecordKind::Complete => Err(Failure::new(
-            errno(uapi::EOPNOTSUPP),
-            "commit not implemented yet",
-        )),
+        RecordKind::Complete => commit(chan, stream),
         _ => Err(Failure::new(
             errno(uapi::EPROTO),
             "unexpected record after the image",

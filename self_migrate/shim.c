@@ -5,6 +5,7 @@
  */
 #include <linux/memory_hotplug.h>
 #include <linux/mm.h>
+#include <linux/netdevice.h>
 #include <linux/page-flags.h>
 
 #include "shim.h"
@@ -27,10 +28,19 @@ unsigned long selfmig_free_block_pages(unsigned long pfn)
 	return 1UL << order;
 }
 
-/* The page frame of a kernel address in the linear map or in vmalloc space. */
+/*
+ * The page frame of a kernel address: in the linear map, or mapped page by
+ * page (vmalloc, modules).
+ */
 unsigned long selfmig_kaddr_to_pfn(const void *addr)
 {
-	if (is_vmalloc_addr(addr))
-		return vmalloc_to_pfn(addr);
-	return __pa(addr) >> PAGE_SHIFT;
+	if (virt_addr_valid(addr))
+		return __pa(addr) >> PAGE_SHIFT;
+	return vmalloc_to_pfn(addr);
+}
+
+/* Drops a reference taken by dev_get_by_index(). */
+void selfmig_dev_put(struct net_device *dev)
+{
+	dev_put(dev);
 }

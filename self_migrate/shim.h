@@ -5,5 +5,7 @@
 
 unsigned long selfmig_free_block_pages(unsigned long pfn);
 unsigned long selfmig_kaddr_to_pfn(const void *addr);
+struct net_device;
+void selfmig_dev_put(struct net_device *dev);
 
 #endif

@@ -20,3 +20,9 @@ pub(crate) fn kaddr_to_pfn(addr: usize) -> u64 {
     // addresses of live kernel buffers.
     unsafe { bindings::selfmig_kaddr_to_pfn(addr as *const _) as u64 }
 }
+
+/// Drops a net device reference taken by `dev_get_by_index()`.
+pub(crate) fn dev_put(dev: *mut bindings::net_device) {
+    // SAFETY: Callers pass a device they hold a reference to.
+    unsafe { bindings::selfmig_dev_put(dev) };
+}

@@ -163,6 +163,10 @@ pub enum ControlError {
     NoKey,
     /// The loader is not listening.
     NotListening,
+    /// The kernel cannot freeze devices (built without `CONFIG_HIBERNATION`,
+    /// so `CONFIG_HIBERNATE_CALLBACKS` is off and bus freeze callbacks are
+    /// missing).
+    NoDevicePm,
 }
 
 impl ControlError {
@@ -187,7 +191,7 @@ impl ControlError {
             ControlError::NoToken => ENOKEY,
             ControlError::Busy => EBUSY,
             ControlError::NotRunning => EINVAL,
-            ControlError::NotSupported => EOPNOTSUPP,
+            ControlError::NotSupported | ControlError::NoDevicePm => EOPNOTSUPP,
             ControlError::UnknownCommand => ENOTTY,
             ControlError::BadUserPointer => EFAULT,
             ControlError::OutOfMemory => ENOMEM,
@@ -222,6 +226,9 @@ impl ControlError {
             ControlError::BadKeyLength => "key must be 16, 24 or 32 bytes of hexadecimal",
             ControlError::NoKey => "no provider key set",
             ControlError::NotListening => "not listening",
+            ControlError::NoDevicePm => {
+                "kernel built without CONFIG_HIBERNATION: devices cannot be frozen for a checkpoint"
+            }
         }
     }
 }

@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Inflating the incoming image into this VM's memory.
+//!
+//! At admission the loader claims every free frame it can (keeping a reserve
+//! for this kernel's own needs while it receives). An incoming page whose
+//! frame is claimed is written straight into that frame. A page whose frame
+//! this kernel uses cannot be written yet: it goes into a *slot*, a claimed
+//! frame the image does not use, and the trampoline copies it home just
+//! before the jump (hibernation's "safe pages", `kernel/power/snapshot.c`).
+//! If a page for a frame currently serving as a slot arrives, the slot's
+//! contents move to another slot first.
+
+use crate::bindings;
+use crate::failure::Failure;
+use crate::proto::wire::{PageContent, PAGE_SIZE};
+use kernel::prelude::*;
+
+/// Frames left to this kernel while it receives (16 MiB).
+const RESERVE_PAGES: i64 = 4096;
+
+/// Largest block claimed at once (order 10: 4 MiB).
+const MAX_CLAIM_ORDER: u32 = 10;
+
+/// "No frame" in the per-frame maps.
+const NONE: u64 = u64::MAX;
+
+/// A set of frame numbers.
+struct Bitmap {
+    words: KVVec<u64>,
+}
+
+impl Bitmap {
+    /// An empty set for frames `0..frames`.
+    fn new(frames: u64) -> Result<Self> {
+        Ok(Self {
+            words: KVVec::from_elem(0u64, frames.div_ceil(64) as usize, GFP_KERNEL)?,
+        })
+    }
+
+    /// Whether `pfn` is in the set.
+    fn get(&self, pfn: u64) -> bool {
+        self.words
+            .get((pfn / 64) as usize)
+            .is_some_and(|w| w & (1 << (pfn % 64)) != 0)
+    }
+
+    /// Adds `pfn` to the set.
+    fn set(&mut self, pfn: u64) {
+        if let Some(w) = self.words.get_mut((pfn / 64) as usize) {
+            *w |= 1 << (pfn % 64);
+        }
+    }
+}
+
+/// The `struct page` of a frame (SPARSEMEM_VMEMMAP, as on x86-64).
+fn pfn_to_page(pfn: u64) -> *mut bindings::page {
+    // SAFETY: `vmemmap_base` is set at boot and never changes.
+    let base = unsafe { bindings::vmemmap_base } as u64;
+    (base + pfn * core::mem::size_of::<bindings::page>() as u64) as *mut bindings::page
+}
+
+/// The frame of a `struct page`.
+fn page_to_pfn(page: *mut bindings::page) -> u64 {
+    // SAFETY: As in `pfn_to_page`.
+    let base = unsafe { bindings::vmemmap_base } as u64;
+    (page as u64 - base) / core::mem::size_of::<bindings::page>() as u64
+}
+
+/// The direct-map address of a frame this kernel maps.
+pub(crate) fn frame_ptr(pfn: u64) -> *mut u8 {
+    // SAFETY: `page_offset_base` is set at boot and never changes.
+    let base = unsafe { bindings::page_offset_base } as u64;
+    (base + pfn * PAGE_SIZE as u64) as *mut u8
+}
+
+/// The image being inflated.
+pub(crate) struct Image {
+    /// Blocks claimed from the page allocator: (first frame, order).
+    blocks: KVec<(u64, u32)>,
+    claimed: Bitmap,
+    received: Bitmap,
+    /// For each frame of the image held in a slot: the slot.
+    slot_of: KVVec<u64>,
+    /// For each slot: the frame whose contents it holds.
+    owner_of: KVVec<u64>,
+    /// Claimed frames not yet known to be used (candidates for slots),
+    /// used as a stack of `spare_len` entries.
+    spare: KVVec<u64>,
+    spare_len: usize,
+    frames: u64,
+    /// Pages received, directly placed, and held in slots.
+    pub(crate) pages: u64,
+    /// Pages written straight into their frames.
+    pub(crate) direct: u64,
+    /// Pages currently held in slots.
+    pub(crate) slotted: u64,
+}
+
+impl Image {
+    /// Claims this kernel's free memory for an image of frames
+    /// `0..frames`.
+    pub(crate) fn claim(frames: u64) -> Result<Self> {
+        let mut image = Self {
+            blocks: KVec::new(),
+            claimed: Bitmap::new(frames)?,
+            received: Bitmap::new(frames)?,
+            slot_of: KVVec::from_elem(NONE, frames as usize, GFP_KERNEL)?,
+            owner_of: KVVec::from_elem(NONE, frames as usize, GFP_KERNEL)?,
+            spare: KVVec::from_elem(0u64, frames as usize, GFP_KERNEL)?,
+            spare_len: 0,
+            frames,
+            pages: 0,
+            direct: 0,
+            slotted: 0,
+        };
+        let mut order = MAX_CLAIM_ORDER;
+        loop {
+            // SAFETY: No preconditions.
+            if unsafe { bindings::si_mem_available() } as i64 <= RESERVE_PAGES + (1 << order) {
+                if order == 0 {
+                    break;
+                }
+                order -= 1;
+                continue;
+            }
+            // SAFETY: Plain allocation; the flags forbid heavy reclaim and
+            // warnings, and the block is freed in `drop`.
+            let page = unsafe {
+                bindings::__alloc_pages_noprof(
+                    bindings::SELFMIG_GFP_CLAIM,
+                    order,
+                    0,
+                    core::ptr::null_mut(),
+                )
+            };
+            if page.is_null() {
+                if order == 0 {
+                    break;
+                }
+                order -= 1;
+                continue;
+            }
+            let pfn = page_to_pfn(page);
+            image.blocks.push((pfn, order), GFP_KERNEL)?;
+            for f in pfn..pfn + (1 << order) {
+                if f < frames && image.spare_len < image.spare.len() {
+                    image.claimed.set(f);
+                    image.spare[image.spare_len] = f;
+                    image.spare_len += 1;
+                }
+            }
+        }
+        Ok(image)
+    }
+
+    /// Number of frames claimed.
+    pub(crate) fn claimed_frames(&self) -> u64 {
+        self.blocks.iter().map(|&(_, o)| 1u64 << o).sum()
+    }
+
+    /// A claimed frame that holds nothing of the image and is no slot.
+    pub(crate) fn take_spare(&mut self) -> Result<u64, Failure> {
+        while self.spare_len > 0 {
+            self.spare_len -= 1;
+            let f = self.spare[self.spare_len];
+            if !self.received.get(f) && self.owner_of[f as usize] == NONE {
+                return Ok(f);
+            }
+        }
+        Err(Failure::new(
+            ENOSPC,
+            "the image does not fit beside this kernel",
+        ))
+    }
+
+    /// Writes `content` into frame `dst`.
+    fn write(dst: u64, content: &PageContent<'_>) {
+        let ptr = frame_ptr(dst);
+        match content {
+            // SAFETY: `dst` is a frame claimed by this image, mapped in the
+            // direct map and owned by nobody else.
+            PageContent::Data(data) => unsafe {
+                core::ptr::copy_nonoverlapping(data.as_ptr(), ptr, PAGE_SIZE)
+            },
+            // SAFETY: As above.
+            PageContent::Zero => unsafe { core::ptr::write_bytes(ptr, 0, PAGE_SIZE) },
+        }
+    }
+
+    /// Places one incoming page of frame `pfn`.
+    pub(crate) fn place(&mut self, pfn: u64, content: &PageContent<'_>) -> Result<(), Failure> {
+        if pfn >= self.frames {
+            return Err(Failure::new(EINVAL, "page outside the RAM map"));
+        }
+        let first = !self.received.get(pfn);
+        self.received.set(pfn);
+        if first {
+            self.pages += 1;
+        }
+        if self.claimed.get(pfn) {
+            // The frame may be serving as a slot: move that page out first.
+            let owner = self.owner_of[pfn as usize];
+            if owner != NONE {
+                let new = self.take_spare()?;
+                // SAFETY: Both frames are claimed by this image and distinct.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(frame_ptr(pfn), frame_ptr(new), PAGE_SIZE)
+                };
+                self.slot_of[owner as usize] = new;
+                self.owner_of[new as usize] = owner;
+                self.owner_of[pfn as usize] = NONE;
+            }
+            Self::write(pfn, content);
+            if first {
+                self.direct += 1;
+            }
+            return Ok(());
+        }
+        let slot = match self.slot_of[pfn as usize] {
+            NONE => {
+                let s = self.take_spare()?;
+                self.slot_of[pfn as usize] = s;
+                self.owner_of[s as usize] = pfn;
+                self.slotted += 1;
+                s
+            }
+            s => s,
+        };
+        Self::write(slot, content);
+        Ok(())
+    }
+
+    /// Every page held in a slot: (slot, home frame).
+    pub(crate) fn slots(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.slot_of
+            .iter()
+            .enumerate()
+            .filter(|(_, &s)| s != NONE)
+            .map(|(home, &s)| (s, home as u64))
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        for &(pfn, order) in self.blocks.iter() {
+            // SAFETY: Allocated in `claim` with this order, freed once.
+            unsafe { bindings::__free_pages(pfn_to_page(pfn), order) };
+        }
+    }
+}

@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Jumping into the received image, after `resume_target_kernel()`.
+//!
+//! Preparation (while the network still works): temporary page tables in
+//! spare frames that map all RAM at the direct-map addresses (2 MiB pages)
+//! plus the source's resume entry page, the list of slotted pages to copy
+//! home, and the trampoline, all in frames the image does not use. The jump
+//! (after the source's commit): devices quiesced, interrupts off,
+//! `syscore_suspend()`, then the trampoline. Nothing of this kernel runs
+//! after it.
+
+use crate::bindings;
+use crate::failure::{Context, Failure};
+use crate::image::{frame_ptr, Image};
+use crate::pm::{self, Msg};
+use crate::proto::machine::MachineDesc;
+use crate::proto::wire::{ResumeInfo, PAGE_SIZE};
+use crate::trampoline;
+use kernel::prelude::*;
+
+/// Page-table entry bits.
+const PTE_PRESENT: u64 = 1 << 0;
+/// Writable.
+const PTE_RW: u64 = 1 << 1;
+/// Accessed (set up front so the CPU need not write it).
+const PTE_ACCESSED: u64 = 1 << 5;
+/// Dirty.
+const PTE_DIRTY: u64 = 1 << 6;
+/// Large page (2 MiB at the page-directory level).
+const PTE_LARGE: u64 = 1 << 7;
+/// Flags of intermediate tables.
+const TABLE: u64 = PTE_PRESENT | PTE_RW | PTE_ACCESSED;
+
+/// Pairs per copy-list page (after the next pointer and the count).
+const PAIRS_PER_PAGE: usize = (PAGE_SIZE - 16) / 16;
+
+/// Everything the jump needs.
+pub(crate) struct Prepared {
+    temp_cr3: u64,
+    list: u64,
+    trampoline: u64,
+    info: ResumeInfo,
+}
+
+/// Builds page tables in spare frames.
+struct Tables<'a> {
+    image: &'a mut Image,
+    top: u64,
+    levels: u32,
+}
+
+impl<'a> Tables<'a> {
+    /// A spare frame, zeroed.
+    fn zeroed_frame(image: &mut Image) -> Result<u64, Failure> {
+        let f = image.take_spare()?;
+        // SAFETY: A spare frame is claimed by the image and holds nothing.
+        unsafe { core::ptr::write_bytes(frame_ptr(f), 0, PAGE_SIZE) };
+        Ok(f)
+    }
+
+    /// Empty tables with the current paging depth.
+    fn new(image: &'a mut Image) -> Result<Self, Failure> {
+        // SAFETY: Plain read of a variable set at boot.
+        let levels = if unsafe { bindings::pgdir_shift } == 48 {
+            5
+        } else {
+            4
+        };
+        let top = Self::zeroed_frame(image)?;
+        Ok(Self { image, top, levels })
+    }
+
+    /// The entry for `va` at `level` (5..1) in table frame `table`.
+    fn entry(table: u64, va: u64, level: u32) -> *mut u64 {
+        let index = (va >> (12 + 9 * (level - 1))) & 511;
+        // SAFETY: `table` is a spare frame; the index is below 512.
+        unsafe { frame_ptr(table).cast::<u64>().add(index as usize) }
+    }
+
+    /// Maps `va` to `pa` with a page of the given level (1: 4 KiB, 2: 2 MiB).
+    fn map(&mut self, va: u64, pa: u64, leaf_level: u32) -> Result<(), Failure> {
+        let mut table = self.top;
+        for level in (leaf_level + 1..=self.levels).rev() {
+            let e = Self::entry(table, va, level);
+            // SAFETY: `e` points into a spare frame only we use.
+            let cur = unsafe { *e };
+            table = if cur & PTE_PRESENT != 0 {
+                (cur & 0x000f_ffff_ffff_f000) >> 12
+            } else {
+                let t = Self::zeroed_frame(self.image)?;
+                // SAFETY: As above.
+                unsafe { *e = (t << 12) | TABLE };
+                t
+            };
+        }
+        let e = Self::entry(table, va, leaf_level);
+        let large = if leaf_level == 2 { PTE_LARGE } else { 0 };
+        // SAFETY: As above.
+        unsafe { *e = pa | PTE_PRESENT | PTE_RW | PTE_ACCESSED | PTE_DIRTY | large };
+        Ok(())
+    }
+}
+
+/// Prepares the jump into an image described by `info`.
+pub(crate) fn prepare(
+    image: &mut Image,
+    local: &MachineDesc,
+    info: &ResumeInfo,
+) -> Result<Prepared, Failure> {
+    if info.resume_va == 0 || info.resume_va & 0xfff != 0 {
+        return Err(Failure::new(EINVAL, "bad resume entry address"));
+    }
+    if !local.contains_pfn(info.resume_pfn) {
+        return Err(Failure::new(EINVAL, "resume entry outside the RAM map"));
+    }
+    // Page tables: all RAM at its direct-map address, and the resume page.
+    // SAFETY: Plain read of a variable set at boot.
+    let base = unsafe { bindings::page_offset_base } as u64;
+    let end = local.ranges().last().map_or(0, |r| r.end_pfn()) * PAGE_SIZE as u64;
+    let mut tables = Tables::new(image)?;
+    let mut pa = 0;
+    while pa < end {
+        tables.map(base + pa, pa, 2)?;
+        pa += 2 << 20;
+    }
+    tables.map(info.resume_va, info.resume_pfn << 12, 1)?;
+    let temp_cr3 = tables.top << 12;
+
+    // The copy list, as a chain of spare frames.
+    let slots: KVec<(u64, u64)> = {
+        let mut v = KVec::new();
+        for pair in image.slots() {
+            v.push(pair, GFP_KERNEL)
+                .map_err(|_| ENOMEM)
+                .context("cannot build the copy list")?;
+        }
+        v
+    };
+    let mut list = 0u64;
+    for chunk in slots.chunks(PAIRS_PER_PAGE).rev() {
+        let f = image.take_spare()?;
+        let words = frame_ptr(f).cast::<u64>();
+        // SAFETY: `f` is a spare frame: 512 words only we use.
+        unsafe {
+            *words = list;
+            *words.add(1) = chunk.len() as u64;
+            for (i, &(slot, home)) in chunk.iter().enumerate() {
+                *words.add(2 + 2 * i) = frame_ptr(slot) as u64;
+                *words.add(3 + 2 * i) = frame_ptr(home) as u64;
+            }
+        }
+        list = words as u64;
+    }
+
+    // The trampoline.
+    let code = trampoline::code();
+    if code.len() > PAGE_SIZE {
+        return Err(Failure::new(EINVAL, "trampoline larger than a page"));
+    }
+    let f = image.take_spare()?;
+    // SAFETY: `f` is a spare frame; `code` is readable.
+    unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), frame_ptr(f), code.len()) };
+    Ok(Prepared {
+        temp_cr3,
+        list,
+        trampoline: frame_ptr(f) as u64,
+        info: *info,
+    })
+}
+
+/// Makes the direct-map page at `va` executable, as `relocate_restore_code()`
+/// does for hibernation's trampoline: clears NX in the entry mapping it (a
+/// large page, possibly) and flushes the TLB.
+fn make_executable(va: u64) -> Result<(), Failure> {
+    let mut level = 0u32;
+    // SAFETY: Only walks the kernel page tables.
+    let pte = unsafe { bindings::lookup_address(va as _, &mut level) };
+    if pte.is_null() {
+        return Err(Failure::new(EINVAL, "trampoline page not mapped"));
+    }
+    // SAFETY: `pte` points to the live entry mapping `va`; clearing NX
+    // (bit 63) only grants execution. Interrupts are off on the only online
+    // CPU, so nothing races with the update and the flush.
+    unsafe {
+        let entry = core::ptr::addr_of_mut!((*pte).pte);
+        core::ptr::write_volatile(entry, core::ptr::read_volatile(entry) & !(1usize << 63));
+        bindings::__flush_tlb_all();
+    }
+    Ok(())
+}
+
+/// Quiesces this machine and jumps into the image. Returns only if a step
+/// before the jump fails (everything is then undone).
+pub(crate) fn jump(p: &Prepared, cpus: pm::OfflineCpus) -> Failure {
+    let _sleep = pm::SleepLock::lock();
+    if let Err(e) = pm::dpm_suspend_start(Msg::Quiesce) {
+        pm::dpm_resume_end(Msg::Recover);
+        drop(cpus);
+        return Failure::new(e, "a device refused to quiesce");
+    }
+    if let Err(e) = pm::dpm_suspend_end(Msg::Quiesce) {
+        pm::dpm_resume_start(Msg::Recover);
+        pm::dpm_resume_end(Msg::Recover);
+        drop(cpus);
+        return Failure::new(e, "a device refused to quiesce (late)");
+    }
+    pm::irqs_off();
+    if let Err(e) = pm::syscore_suspend() {
+        pm::irqs_on();
+        pm::dpm_resume_start(Msg::Recover);
+        pm::dpm_resume_end(Msg::Recover);
+        drop(cpus);
+        return Failure::new(e, "syscore_suspend failed");
+    }
+    if let Err(f) = make_executable(p.trampoline) {
+        pm::syscore_resume();
+        pm::irqs_on();
+        pm::dpm_resume_start(Msg::Recover);
+        pm::dpm_resume_end(Msg::Recover);
+        drop(cpus);
+        return f;
+    }
+    // SAFETY: Interrupts are off, this is the only online CPU and devices
+    // are quiesced. The trampoline and everything it reads live in frames
+    // the image does not use, mapped by the temporary tables at the same
+    // addresses as now; it never returns.
+    unsafe {
+        core::arch::asm!(
+            "call {t}",
+            "ud2",
+            t = in(reg) p.trampoline,
+            in("rdi") p.temp_cr3,
+            in("rsi") p.list,
+            in("rdx") p.info.cr3,
+            in("rcx") p.info.resume_va,
+            options(noreturn)
+        )
+    }
+}

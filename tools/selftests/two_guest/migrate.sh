@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# End to end: a guest with a live workload migrates itself to a fresh VM.
+#
+# The workload holds 128 MiB of random data (with its checksum) and a
+# counter process, and serves an echo session to a client in the namespace.
+# After the migration, on the target: the same PID carries on counting, the
+# data checksum matches, the client's session never reconnected, and the
+# source VM has exited. TAP output.
+#
+# Usage: migrate.sh KDIR INITRD   (as root; SELFMIG_SMP sets vCPUs, default 1)
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../../.." && pwd)
+. "$top/scripts/lib.sh"
+. "$top/scripts/vm.sh"
+. "$top/scripts/tap.sh"
+
+kdir=${1:?usage: migrate.sh KDIR INITRD}
+initrd=${2:?usage: migrate.sh KDIR INITRD}
+[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root for network namespaces"; exit 0; }
+smp=${SELFMIG_SMP:-1}
+SM=/sys/kernel/self_migrate
+IL=/sys/kernel/inflate_loader
+SRC=$HARNESS_NET.2 DST=$HARNESS_NET.3
+
+stat() {
+	vm_exec "$1" "sed -n 's/^$2: //p' $SM/stats"
+}
+
+tap_plan 8
+harness_init "$kdir" "$initrd"
+tap_diag "accelerator: $(vm_accel), vCPUs per guest: $smp"
+vm_boot src "$SRC" "$smp"
+vm_boot dst "$DST" "$smp"
+if ! vm_wait_ready src || ! vm_wait_ready dst; then
+	echo "Bail out! guests did not boot"
+	exit 1
+fi
+
+# The workload.
+vm_exec src 'dd if=/dev/urandom of=/tmp/data bs=1M count=128 2>/dev/null &&
+	md5sum /tmp/data | cut -d" " -f1 > /tmp/data.md5 &&
+	(i=0; while true; do i=$((i + 1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.05; done) </dev/null >/dev/null 2>&1 &
+	echo $! > /tmp/count.pid
+	nc -ll -p 6001 -e /bin/cat </dev/null >/dev/null 2>&1 &
+	sleep 0.5' >/dev/null
+pid_before=$(vm_exec src 'cat /tmp/count.pid')
+sum_before=$(vm_exec src 'cat /tmp/data.md5')
+stop="$HARNESS_DIR/client.stop"
+ns python3 "$top/tools/selftests/two_guest/echo_client.py" "$SRC" 6001 "$stop" > "$HARNESS_DIR/client.json" &
+client=$!
+sleep 1
+count_before=$(vm_exec src 'cat /tmp/count')
+
+# The migration, through sysfs.
+vm_exec dst "echo 0.0.0.0:7000 > $IL/listen && echo 000102030405060708090a0b0c0d0e0f > $IL/key && echo 1 > $IL/enable" >/dev/null
+start=$(date +%s.%N)
+vm_exec src "echo 00112233445566778899aabbccddeeff > $SM/token && echo $DST:7000 > $SM/target && echo 1 > $SM/start" >/dev/null
+
+source_exited() {
+	local t
+	for ((t = 0; t < 600; t++)); do
+		kill -0 "${VM_PID[src]}" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+tap_result "the source VM powers off after the commit" source_exited
+tap_diag "migration took $(echo "$(date +%s.%N) - $start" | bc) s (start to source exit, wall clock)"
+
+migrated() {
+	local s t
+	for ((t = 0; t < 60; t++)); do
+		s=$(vm_exec src "cat $SM/status" 2>/dev/null) && [ "$s" = migrated ] && return 0
+		sleep 0.5
+	done
+	tap_diag "status at $SRC: ${s:-unreachable}"
+	tap_diag "target console tail: $(tail -n 5 "$HARNESS_DIR/dst.log" | tr '\n' '|')"
+	return 1
+}
+tap_result "the guest answers at its address from the target VM, status migrated" migrated
+tap_diag "stats: rounds=$(stat src round) pages_sent=$(stat src pages_sent) staged=$(stat src staged_pages) downtime_us(guest clock)=$(stat src downtime_us)"
+
+same_pid_counts() {
+	local pid c1 c2
+	pid=$(vm_exec src 'cat /tmp/count.pid') c1=$(vm_exec src 'cat /tmp/count')
+	sleep 1
+	c2=$(vm_exec src 'cat /tmp/count')
+	tap_diag "counter pid $pid_before -> $pid, count $count_before -> $c1 -> $c2"
+	[ "$pid" = "$pid_before" ] && vm_exec src "kill -0 $pid" >/dev/null && [ "$c1" -gt "$count_before" ] && [ "$c2" -gt "$c1" ]
+}
+tap_result "the workload's counter process carries on (same PID, still counting)" same_pid_counts
+tap_result "the workload's 128 MiB of data is intact (checksum)" \
+	eval '[ "$(vm_exec src "md5sum /tmp/data | cut -d\" \" -f1")" = "$sum_before" ]'
+touch "$stop"
+wait "$client"
+tap_diag "client: $(cat "$HARNESS_DIR/client.json")"
+tap_result "the client's TCP session survived without reconnecting" \
+	eval 'grep -q "\"broken\": null" "$HARNESS_DIR/client.json" && ! grep -q "\"echoed\": 0" "$HARNESS_DIR/client.json"'
+tap_result "the target VM kept running the guest" eval 'kill -0 "${VM_PID[dst]}"'
+tap_result "the migrated guest has all its CPUs online" \
+	eval '[ "$smp" = 1 ] || [ "$(vm_exec src "cat /sys/devices/system/cpu/online")" = "0-$((smp - 1))" ]'
+tap_result "the migrated guest can reach the client" quiet vm_exec src "ping -c 1 -W 2 $HARNESS_CLIENT_IP"
