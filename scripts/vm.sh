@@ -144,7 +144,8 @@ vm_exec() {
 		ns timeout "${SELFMIG_EXEC_TIMEOUT:-60}" socat -t 60 - "TCP:${VM_IP[$name]}:$AGENT_PORT,connect-timeout=2" 2>/dev/null) ||
 		return 255
 	rc=$(printf '%s\n' "$out" | sed -n 's/^__selfmig_rc=//p' | tail -n 1)
-	printf '%s\n' "$out" | grep -v '^__selfmig_rc='
+	# (grep fails when the command printed nothing; that is no error)
+	printf '%s\n' "$out" | grep -v '^__selfmig_rc=' || true
 	[ -n "$rc" ] || return 255
 	return "$rc"
 }
