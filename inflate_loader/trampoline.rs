@@ -64,7 +64,7 @@ extern "C" {
 /// The trampoline's machine code.
 pub(crate) fn code() -> &'static [u8] {
     // SAFETY: Both symbols delimit the assembly above, in this module's
-    // text, which stays mapped while the module is loaded.
+    // read-only data, which stays mapped while the module is loaded.
     unsafe {
         let start = core::ptr::addr_of!(selfmig_trampoline_start);
         let end = core::ptr::addr_of!(selfmig_trampoline_end);

@@ -223,24 +223,17 @@ fn finish(
     while index < staging.len() {
         let mut batch = BatchWriter::new(&mut *buf, FINAL_ROUND)
             .map_err(|_| Failure::new(ENOMEM, "send buffer too small"))?;
+        let mut zero = 0;
         while let Some((pfn, page)) = staging.get(index) {
             if batch.is_full() {
                 break;
             }
-            precopy::push_page(&mut batch, tracker, pfn, page)?;
+            if precopy::push_page(&mut batch, tracker, pfn, page)? {
+                zero += 1;
+            }
             index += 1;
         }
-        let pages = batch.count() as u64;
-        let seq = chan.next_seq();
-        let record = batch
-            .finish(seq)
-            .map_err(|_| Failure::new(EINVAL, "building a page batch failed"))?;
-        chan.send_built(record)?;
-        let bytes = chan.bytes_sent;
-        control::update(|s, _| {
-            s.pages_sent += pages;
-            s.bytes_sent = bytes;
-        });
+        precopy::flush(chan, batch, zero)?;
     }
     let resume_va = cpu_context::resume_entry();
     let info = ResumeInfo {

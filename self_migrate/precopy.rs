@@ -94,7 +94,11 @@ impl Iterator for RamWalk<'_> {
 }
 
 /// Sends one finished batch and accounts for it.
-fn flush(chan: &mut Channel<'_>, batch: BatchWriter<'_>, zero: u64) -> Result<(), Failure> {
+pub(crate) fn flush(
+    chan: &mut Channel<'_>,
+    batch: BatchWriter<'_>,
+    zero: u64,
+) -> Result<(), Failure> {
     let pages = batch.count() as u64;
     let seq = chan.next_seq();
     let record = batch
