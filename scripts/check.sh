@@ -5,7 +5,8 @@
 #   2. proto/ host tests (cargo test)
 #   3. kselftests in a virtme-ng guest (module load/unload, sysfs, ioctl)
 #   4. two-guest harness: bring-up; connection, admission, pre-copy,
-#      checkpoint and every failure before commit; a full migration
+#      checkpoint and every failure before commit; a full migration; five
+#      migrations in a row
 # Logs go to build/check/. Exit status is non-zero if anything failed.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -53,7 +54,7 @@ add "$p" "$f" "$s" kselftests
 echo "== two-guest harness"
 initrd="$SELFMIG_TOP/build/initramfs.cpio.gz"
 "$SELFMIG_TOP/scripts/mkinitramfs.sh" "$kdir" "$initrd"
-for t in bringup precopy migrate; do
+for t in bringup precopy migrate pingpong; do
 	echo "-- two_guest/$t.sh"
 	"$SELFMIG_TOP/tools/selftests/two_guest/$t.sh" "$kdir" "$initrd" 2>&1 | tee "$logs/two_guest_$t.tap"
 	read -r p f s < <(tap_count "$logs/two_guest_$t.tap")

@@ -17,6 +17,21 @@ const MAX_IFINDEX: i32 = 64;
 
 /// Re-programs every non-loopback interface's MAC address and announces it.
 pub(crate) fn announce() {
+    for_each_interface(true);
+}
+
+/// Re-programs every non-loopback interface's MAC address into its device.
+///
+/// Needed after any device reset, not just on the target: a virtio-net
+/// reset (the checkpoint's freeze and thaw) makes the device filter on its
+/// own configured address again, and a guest that migrated here earlier
+/// uses another one. The driver's restore path does not re-apply it.
+pub(crate) fn reprogram() {
+    for_each_interface(false);
+}
+
+/// Re-programs each interface's MAC address, and announces it if `notify`.
+fn for_each_interface(notify: bool) {
     for ifindex in 1..=MAX_IFINDEX {
         // SAFETY: `init_net` lives forever; a non-null result holds a
         // reference we drop below.
@@ -65,8 +80,10 @@ pub(crate) fn announce() {
                 -ret
             );
         }
-        // SAFETY: `dev` is live; the call takes the RTNL itself.
-        unsafe { bindings::netdev_notify_peers(dev) };
+        if notify {
+            // SAFETY: `dev` is live; the call takes the RTNL itself.
+            unsafe { bindings::netdev_notify_peers(dev) };
+        }
         shim::dev_put(dev);
     }
 }

@@ -173,6 +173,7 @@ fn session(
                 return Ok(());
             }
             Ok(Outcome::Saved { staged, stopped_ns }) => {
+                announce::reprogram();
                 control::update(|s, x| {
                     s.state = State::Committing;
                     x.staged_pages = staged as u64;
@@ -181,12 +182,16 @@ fn session(
                 return finish(chan, &mut tracker, &mut buf, &staging, stream, fence);
             }
             Err(f) if f.err == ENOSPC && attempt < MAX_ATTEMPTS => {
+                announce::reprogram();
                 drop(fence);
                 control::update(|s, _| s.state = State::Precopy);
                 round += 1;
                 precopy::round(chan, desc, &mut tracker, &mut buf, round)?;
             }
-            Err(f) => return Err(f),
+            Err(f) => {
+                announce::reprogram();
+                return Err(f);
+            }
         }
     }
     Err(Failure::new(

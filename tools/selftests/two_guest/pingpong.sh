@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Ping-pong: the same guest migrates five times in a row, each time to a
+# fresh VM; after every hop its counter process (same PID) carries on, its
+# data checksum holds, it answers at its own address, and the VM it left has
+# exited. TAP output.
+#
+# Usage: pingpong.sh KDIR INITRD [HOPS]   (as root)
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../../.." && pwd)
+. "$top/scripts/lib.sh"
+. "$top/scripts/vm.sh"
+. "$top/scripts/tap.sh"
+
+kdir=${1:?usage: pingpong.sh KDIR INITRD [HOPS]}
+initrd=${2:?usage: pingpong.sh KDIR INITRD [HOPS]}
+hops=${3:-5}
+[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root for network namespaces"; exit 0; }
+SM=/sys/kernel/self_migrate
+IL=/sys/kernel/inflate_loader
+GUEST=$HARNESS_NET.2
+
+tap_plan "$hops"
+harness_init "$kdir" "$initrd"
+vm_boot h0 "$GUEST"
+vm_wait_ready h0 || { echo "Bail out! guest did not boot"; exit 1; }
+# The guest is reached by its address, whichever VM runs it; vm_exec
+# needs a name, so "guest" is an alias with the guest's address.
+VM_IP[guest]=$GUEST
+vm_exec guest 'dd if=/dev/urandom of=/tmp/data bs=1M count=64 2>/dev/null && md5sum /tmp/data | cut -d" " -f1 > /tmp/data.md5
+	(i=0; while true; do i=$((i + 1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.05; done) </dev/null >/dev/null 2>&1 &
+	echo $! > /tmp/count.pid; sleep 0.5' >/dev/null
+pid=$(vm_exec guest 'cat /tmp/count.pid')
+sum=$(vm_exec guest 'cat /tmp/data.md5')
+host=h0
+
+hop() {
+	local n=$1 next=h$1 ip=$HARNESS_NET.$((2 + $1)) count t s
+	vm_boot "$next" "$ip"
+	vm_wait_ready "$next" || return 1
+	vm_exec "$next" "echo 0.0.0.0:7000 > $IL/listen && echo 000102030405060708090a0b0c0d0e0f > $IL/key && echo 1 > $IL/enable" >/dev/null || return 1
+	count=$(vm_exec guest 'cat /tmp/count')
+	vm_exec guest "echo 00ff > $SM/token && echo $ip:7000 > $SM/target && echo 1 > $SM/start" >/dev/null || return 1
+	for ((t = 0; t < 600; t++)); do
+		kill -0 "${VM_PID[$host]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "${VM_PID[$host]}" 2>/dev/null; then
+		tap_diag "hop $n: $host still running: $(vm_exec guest "sed -n 's/^last_error: //p' $SM/stats")"
+		return 1
+	fi
+	unset "VM_PID[$host]"
+	for ((t = 0; t < 60; t++)); do
+		s=$(vm_exec guest "cat $SM/status" 2>/dev/null) && [ "$s" = migrated ] && break
+		sleep 0.5
+	done
+	host=$next
+	local now_pid now_count now_sum
+	now_pid=$(vm_exec guest 'cat /tmp/count.pid') now_count=$(vm_exec guest 'sleep 0.3; cat /tmp/count')
+	now_sum=$(vm_exec guest 'md5sum /tmp/data | cut -d" " -f1')
+	tap_diag "hop $n: now in VM $host; counter pid $now_pid, count $count -> $now_count"
+	[ "$s" = migrated ] && [ "$now_pid" = "$pid" ] && [ "$now_count" -gt "$count" ] && [ "$now_sum" = "$sum" ] &&
+		vm_exec guest "kill -0 $pid" >/dev/null
+}
+
+for n in $(seq 1 "$hops"); do
+	tap_result "hop $n: the guest moves to a fresh VM and carries on" hop "$n"
+done
