@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Build the test guests' initramfs: busybox-static, scripts/guest/init, the
-# two selfmig modules and the test workloads. Usage: mkinitramfs.sh KDIR OUT
+# two selfmig modules and selfmig-start (the ioctl path). Usage: mkinitramfs.sh KDIR OUT
 #
 # The archive is made with the kernel's own usr/gen_init_cpio, so device
 # nodes (/dev/console) need no root and the output is reproducible.
@@ -19,7 +19,11 @@ if command -v file >/dev/null && ! file -L "$busybox" | grep -q "statically link
 fi
 
 list=$(mktemp)
-trap 'rm -f "$list"' EXIT
+tool=$(mktemp)
+trap 'rm -f "$list" "$tool"' EXIT
+# A static stand-in for the CLI that drives the ioctl path in the guest.
+cc -static -O2 -Wall -o "$tool" "$SELFMIG_TOP/scripts/guest/selfmig_start.c" ||
+	die "cannot build scripts/guest/selfmig_start.c statically (libc6-dev?)"
 {
 	echo "dir /dev 0755 0 0"
 	echo "nod /dev/console 0600 0 0 c 5 1"
@@ -30,6 +34,7 @@ trap 'rm -f "$list"' EXIT
 	echo "file /bin/busybox $busybox 0755 0 0"
 	echo "slink /bin/sh busybox 0777 0 0"
 	echo "file /init $SELFMIG_TOP/scripts/guest/init 0755 0 0"
+	echo "file /bin/selfmig-start $tool 0755 0 0"
 	for m in self_migrate inflate_loader; do
 		ko="$SELFMIG_TOP/$m/$m.ko"
 		[ -f "$ko" ] || die "$ko missing; run make"

@@ -10,7 +10,7 @@ debs=(
 	"$KERNEL_SRC_PKG" rustc-web rust-web-src rust-web-clippy
 	clang lld llvm libclang-dev
 	make flex bison bc libelf-dev libssl-dev cpio kmod xz-utils zstd
-	busybox-static qemu-system-x86 iproute2 socat python3-pip udev file bc iputils-ping
+	busybox-static gcc libc6-dev qemu-system-x86 iproute2 socat python3-pip udev file bc iputils-ping
 )
 
 missing=()

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Ping-pong: the same guest migrates five times in a row, each time to a
-# fresh VM; after every hop its counter process (same PID) carries on, its
-# data checksum holds, it answers at its own address, and the VM it left has
-# exited. TAP output.
+# fresh VM, alternating the sysfs and the ioctl path (selfmig-start, which
+# waits on /dev/self_migrate through the move and reports from the target);
+# after every hop its counter process (same PID) carries on, its data
+# checksum holds, it answers at its own address, and the VM it left has
+# exited. Guests have SELFMIG_SMP vCPUs (default 2). TAP output.
 #
 # Usage: pingpong.sh KDIR INITRD [HOPS]   (as root)
 set -uo pipefail
@@ -20,9 +22,10 @@ SM=/sys/kernel/self_migrate
 IL=/sys/kernel/inflate_loader
 GUEST=$HARNESS_NET.2
 
+smp=${SELFMIG_SMP:-2}
 tap_plan "$hops"
 harness_init "$kdir" "$initrd"
-vm_boot h0 "$GUEST"
+vm_boot h0 "$GUEST" "$smp"
 vm_wait_ready h0 || { echo "Bail out! guest did not boot"; exit 1; }
 # The guest is reached by its address, whichever VM runs it; vm_exec
 # needs a name, so "guest" is an alias with the guest's address.
@@ -36,11 +39,19 @@ host=h0
 
 hop() {
 	local n=$1 next=h$1 ip=$HARNESS_NET.$((2 + $1)) count t s
-	vm_boot "$next" "$ip"
+	vm_boot "$next" "$ip" "$smp"
 	vm_wait_ready "$next" || return 1
 	vm_exec "$next" "echo 0.0.0.0:7000 > $IL/listen && echo 000102030405060708090a0b0c0d0e0f > $IL/key && echo 1 > $IL/enable" >/dev/null || return 1
 	count=$(vm_exec guest 'cat /tmp/count')
-	vm_exec guest "echo 00ff > $SM/token && echo $ip:7000 > $SM/target && echo 1 > $SM/start" >/dev/null || return 1
+	if ((n % 2 == 0)); then
+		# The ioctl path: the tool's own TCP session to us survives the move.
+		local said
+		said=$(vm_exec guest "selfmig-start $ip 7000 00ff") || { tap_diag "hop $n: selfmig-start: $said"; return 1; }
+		tap_diag "hop $n (ioctl): selfmig-start says: $said"
+		[[ "$said" == migrated* ]] || return 1
+	else
+		vm_exec guest "echo 00ff > $SM/token && echo $ip:7000 > $SM/target && echo 1 > $SM/start" >/dev/null || return 1
+	fi
 	for ((t = 0; t < 600; t++)); do
 		kill -0 "${VM_PID[$host]}" 2>/dev/null || break
 		sleep 0.1
@@ -58,11 +69,13 @@ hop() {
 	local now_pid now_count now_sum
 	now_pid=$(vm_exec guest 'cat /tmp/count.pid') now_count=$(vm_exec guest 'sleep 0.3; cat /tmp/count')
 	now_sum=$(vm_exec guest 'md5sum /tmp/data | cut -d" " -f1')
-	tap_diag "hop $n: now in VM $host; counter pid $now_pid, count $count -> $now_count"
+	tap_diag "hop $n: now in VM $host ($(vm_exec guest 'cat /sys/devices/system/cpu/online') online); counter pid $now_pid, count $count -> $now_count"
 	[ "$s" = migrated ] && [ "$now_pid" = "$pid" ] && [ "$now_count" -gt "$count" ] && [ "$now_sum" = "$sum" ] &&
 		vm_exec guest "kill -0 $pid" >/dev/null
 }
 
 for n in $(seq 1 "$hops"); do
-	tap_result "hop $n: the guest moves to a fresh VM and carries on" hop "$n"
+	path=sysfs
+	((n % 2 == 0)) && path=ioctl
+	tap_result "hop $n ($path): the guest moves to a fresh VM and carries on" hop "$n"
 done
