@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # `make demo`: a guest running a workload (128 MiB of data, a counter, an
 # echo session to a client) migrates itself to a fresh VM on a private
-# bridge; prints what happened.
+# bridge; prints what happened. SELFMIG_MEM sets the guests' RAM in MiB.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vm.sh"
@@ -16,9 +16,10 @@ IL=/sys/kernel/inflate_loader
 SRC=$HARNESS_NET.2 DST=$HARNESS_NET.3
 
 harness_init "$kdir" "$initrd"
-say "namespace $HARNESS_NS, accelerator $(vm_accel); booting source VM ($SRC) and a fresh target VM ($DST)"
-vm_boot src "$SRC"
-vm_boot dst "$DST"
+mem=${SELFMIG_MEM:-512}
+say "namespace $HARNESS_NS, accelerator $(vm_accel); booting source VM ($SRC) and a fresh target VM ($DST), $mem MiB each"
+vm_boot src "$SRC" 1 "$mem"
+vm_boot dst "$DST" 1 "$mem"
 vm_wait_ready src || die "source guest did not boot"
 vm_wait_ready dst || die "target guest did not boot"
 
