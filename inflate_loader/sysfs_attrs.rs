@@ -7,25 +7,13 @@ use crate::control::{self, LoaderState};
 use crate::proto::uapi::{self, ControlError, Endpoint, MAX_TOKEN_LEN};
 use crate::refuse::refuse;
 use crate::sysfs::{Attr, ShowBuf};
-use core::fmt::Write;
 use kernel::c_str;
 use kernel::prelude::*;
 
-/// Maps a formatting overflow (more than a page; cannot happen for these
-/// attributes) to an errno.
-fn fmt_err(_: core::fmt::Error) -> Error {
-    ENOSPC
-}
-
 /// Shows the listening endpoint, or `none`.
 fn listen_show(out: &mut ShowBuf<'_>) -> Result {
-    match control::with(|c| c.listen)? {
-        Some(ep) => {
-            let [a, b, c, d] = ep.addr;
-            writeln!(out, "{a}.{b}.{c}.{d}:{}", ep.port).map_err(fmt_err)
-        }
-        None => writeln!(out, "none").map_err(fmt_err),
-    }
+    let ep = control::with(|c| c.listen)?;
+    out.endpoint(ep)
 }
 
 /// Sets the listening endpoint: `a.b.c.d:port`, `0.0.0.0` for any.
@@ -73,26 +61,23 @@ fn enable_store(input: &[u8]) -> Result {
 /// Shows the state as one word.
 fn status_show(out: &mut ShowBuf<'_>) -> Result {
     let s = control::with(|c| c.state)?;
-    writeln!(out, "{}", s.as_str()).map_err(fmt_err)
+    out.line(format_args!("{}", s.as_str()))
 }
 
 /// Shows counters as `key: value` lines.
 fn stats_show(out: &mut ShowBuf<'_>) -> Result {
     let (s, n, key_set, last_error) =
         control::with(|c| (c.state, c.counters, !c.key.is_empty(), c.last_error))?;
-    (|| -> core::fmt::Result {
-        writeln!(out, "state: {}", s.as_str())?;
-        writeln!(out, "key_set: {}", u8::from(key_set))?;
-        writeln!(out, "pages_granted: {}", n.pages_granted)?;
-        writeln!(out, "pages_paid: {}", n.pages_paid)?;
-        writeln!(out, "pages_used: {}", n.pages_used)?;
-        writeln!(out, "pages_received: {}", n.pages_received)?;
-        writeln!(out, "admitted: {}", n.admitted)?;
-        writeln!(out, "refused: {}", n.refused)?;
-        writeln!(out, "failed: {}", n.failed)?;
-        writeln!(out, "last_error: {last_error}")
-    })()
-    .map_err(fmt_err)
+    out.line(format_args!("state: {}", s.as_str()))?;
+    out.line(format_args!("key_set: {}", u8::from(key_set)))?;
+    out.line(format_args!("pages_granted: {}", n.pages_granted))?;
+    out.line(format_args!("pages_paid: {}", n.pages_paid))?;
+    out.line(format_args!("pages_used: {}", n.pages_used))?;
+    out.line(format_args!("pages_received: {}", n.pages_received))?;
+    out.line(format_args!("admitted: {}", n.admitted))?;
+    out.line(format_args!("refused: {}", n.refused))?;
+    out.line(format_args!("failed: {}", n.failed))?;
+    out.line(format_args!("last_error: {last_error}"))
 }
 
 /// The attribute table.

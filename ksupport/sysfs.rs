@@ -35,6 +35,24 @@ impl fmt::Write for ShowBuf<'_> {
     }
 }
 
+impl ShowBuf<'_> {
+    /// Appends one formatted line; `ENOSPC` past one page.
+    pub(crate) fn line(&mut self, args: fmt::Arguments<'_>) -> Result {
+        use fmt::Write;
+        self.write_fmt(args)
+            .and_then(|()| self.write_str("\n"))
+            .map_err(|_| ENOSPC)
+    }
+
+    /// Appends an endpoint, or `none`.
+    pub(crate) fn endpoint(&mut self, ep: Option<crate::proto::uapi::Endpoint>) -> Result {
+        match ep {
+            Some(ep) => self.line(format_args!("{ep}")),
+            None => self.line(format_args!("none")),
+        }
+    }
+}
+
 /// Reads an attribute into a [`ShowBuf`].
 pub(crate) type ShowFn = fn(&mut ShowBuf<'_>) -> Result;
 

@@ -24,9 +24,7 @@ vm_wait_ready src || die "source guest did not boot"
 vm_wait_ready dst || die "target guest did not boot"
 
 say "source: starting the workload (128 MiB of random data, a counter, an echo server)"
-vm_exec src 'dd if=/dev/urandom of=/tmp/data bs=1M count=128 2>/dev/null && md5sum /tmp/data | cut -d" " -f1 > /tmp/data.md5
-	(i=0; while true; do i=$((i + 1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.05; done) </dev/null >/dev/null 2>&1 &
-	echo $! > /tmp/count.pid; nc -ll -p 6001 -e /bin/cat </dev/null >/dev/null 2>&1 & sleep 0.5' >/dev/null
+vm_exec src 'selfmig-workload 128' >/dev/null
 stop="$HARNESS_DIR/client.stop"
 ns python3 "$SELFMIG_TOP/tools/selftests/two_guest/echo_client.py" "$SRC" 6001 "$stop" > "$HARNESS_DIR/client.json" &
 client=$!

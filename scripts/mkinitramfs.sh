@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Build the test guests' initramfs: busybox-static, scripts/guest/init, the
-# two selfmig modules and selfmig-start (the ioctl path). Usage: mkinitramfs.sh KDIR OUT
+# two selfmig modules, selfmig-start (the ioctl path) and selfmig-workload. Usage: mkinitramfs.sh KDIR OUT
 #
 # The archive is made with the kernel's own usr/gen_init_cpio, so device
 # nodes (/dev/console) need no root and the output is reproducible.
@@ -35,6 +35,7 @@ cc -static -O2 -Wall -o "$tool" "$SELFMIG_TOP/scripts/guest/selfmig_start.c" ||
 	echo "slink /bin/sh busybox 0777 0 0"
 	echo "file /init $SELFMIG_TOP/scripts/guest/init 0755 0 0"
 	echo "file /bin/selfmig-start $tool 0755 0 0"
+	echo "file /bin/selfmig-workload $SELFMIG_TOP/scripts/guest/workload 0755 0 0"
 	for m in self_migrate inflate_loader; do
 		ko="$SELFMIG_TOP/$m/$m.ko"
 		[ -f "$ko" ] || die "$ko missing; run make"

@@ -67,10 +67,9 @@ pub(crate) fn run() {
 /// The whole migration.
 fn migrate(req: &Request) -> Result<(), Failure> {
     let desc = machine::describe().context("cannot describe this machine")?;
-    let [a, b, c, d] = req.target.addr;
     pr_info!(
-        "migrating to {a}.{b}.{c}.{d}:{}: {} RAM pages, {} vCPUs, max downtime {} ms, verify {}, tracker {}\n",
-        req.target.port,
+        "migrating to {}: {} RAM pages, {} vCPUs, max downtime {} ms, verify {}, tracker {}\n",
+        req.target,
         desc.total_pages(),
         desc.vcpus,
         req.max_downtime_ms,

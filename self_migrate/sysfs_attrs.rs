@@ -7,25 +7,13 @@ use crate::control::{self, Tracker};
 use crate::proto::uapi::{self, ControlError, Endpoint, MAX_TOKEN_LEN};
 use crate::refuse::refuse;
 use crate::sysfs::{Attr, ShowBuf};
-use core::fmt::Write;
 use kernel::c_str;
 use kernel::prelude::*;
 
-/// Maps a formatting overflow (more than a page; cannot happen for these
-/// attributes) to an errno.
-fn fmt_err(_: core::fmt::Error) -> Error {
-    ENOSPC
-}
-
 /// Shows the target endpoint, or `none`.
 fn target_show(out: &mut ShowBuf<'_>) -> Result {
-    match control::with(|c| c.settings.target)? {
-        Some(ep) => {
-            let [a, b, c, d] = ep.addr;
-            writeln!(out, "{a}.{b}.{c}.{d}:{}", ep.port).map_err(fmt_err)
-        }
-        None => writeln!(out, "none").map_err(fmt_err),
-    }
+    let ep = control::with(|c| c.settings.target)?;
+    out.endpoint(ep)
 }
 
 /// Sets the target endpoint: `a.b.c.d:port`.
@@ -46,7 +34,7 @@ fn token_store(input: &[u8]) -> Result {
 /// Shows the downtime target.
 fn max_downtime_show(out: &mut ShowBuf<'_>) -> Result {
     let v = control::with(|c| c.settings.max_downtime_ms)?;
-    writeln!(out, "{v}").map_err(fmt_err)
+    out.line(format_args!("{v}"))
 }
 
 /// Sets the downtime target in milliseconds.
@@ -59,7 +47,7 @@ fn max_downtime_store(input: &[u8]) -> Result {
 /// Shows whether verify mode is on.
 fn verify_show(out: &mut ShowBuf<'_>) -> Result {
     let v = control::with(|c| c.settings.verify)?;
-    writeln!(out, "{}", u8::from(v)).map_err(fmt_err)
+    out.line(format_args!("{}", u8::from(v)))
 }
 
 /// Turns verify mode on or off.
@@ -71,7 +59,7 @@ fn verify_store(input: &[u8]) -> Result {
 /// Shows the tracker.
 fn tracker_show(out: &mut ShowBuf<'_>) -> Result {
     let t = control::with(|c| c.settings.tracker)?;
-    writeln!(out, "{}", t.as_str()).map_err(fmt_err)
+    out.line(format_args!("{}", t.as_str()))
 }
 
 /// Selects the tracker: `paging` or `hash`.
@@ -104,33 +92,33 @@ fn abort_store(input: &[u8]) -> Result {
 /// Shows the state as one word.
 fn status_show(out: &mut ShowBuf<'_>) -> Result {
     let (s, _, _) = control::status()?;
-    writeln!(out, "{}", s.state.as_str()).map_err(fmt_err)
+    out.line(format_args!("{}", s.state.as_str()))
 }
 
 /// Shows progress and results as `key: value` lines.
 fn stats_show(out: &mut ShowBuf<'_>) -> Result {
     let (s, x, last_error) = control::status()?;
-    (|| -> core::fmt::Result {
-        writeln!(out, "state: {}", s.state.as_str())?;
-        writeln!(out, "round: {}", s.round)?;
-        writeln!(out, "pages_sent: {}", s.pages_sent)?;
-        writeln!(out, "bytes_sent: {}", s.bytes_sent)?;
-        writeln!(out, "zero_pages: {}", x.zero_pages)?;
-        writeln!(out, "free_pages_skipped: {}", x.free_pages)?;
-        writeln!(out, "unmapped_pages: {}", x.unmapped_pages)?;
-        writeln!(out, "bounce_pages_excluded: {}", x.bounce_pages)?;
-        writeln!(out, "dirty_pages: {}", s.dirty_pages)?;
-        writeln!(out, "checkpoint_attempts: {}", x.attempts)?;
-        writeln!(out, "staged_pages: {}", x.staged_pages)?;
-        writeln!(out, "checkpoint_us: {}", x.checkpoint_us)?;
-        writeln!(out, "fenced_packets: {}", crate::fence::dropped())?;
-        writeln!(out, "expected_downtime_us: {}", s.expected_downtime_us)?;
-        writeln!(out, "downtime_us: {}", s.downtime_us)?;
-        writeln!(out, "total_ms: {}", s.total_ms)?;
-        writeln!(out, "last_errno: {}", s.last_errno)?;
-        writeln!(out, "last_error: {last_error}")
-    })()
-    .map_err(fmt_err)
+    out.line(format_args!("state: {}", s.state.as_str()))?;
+    out.line(format_args!("round: {}", s.round))?;
+    out.line(format_args!("pages_sent: {}", s.pages_sent))?;
+    out.line(format_args!("bytes_sent: {}", s.bytes_sent))?;
+    out.line(format_args!("zero_pages: {}", x.zero_pages))?;
+    out.line(format_args!("free_pages_skipped: {}", x.free_pages))?;
+    out.line(format_args!("unmapped_pages: {}", x.unmapped_pages))?;
+    out.line(format_args!("bounce_pages_excluded: {}", x.bounce_pages))?;
+    out.line(format_args!("dirty_pages: {}", s.dirty_pages))?;
+    out.line(format_args!("checkpoint_attempts: {}", x.attempts))?;
+    out.line(format_args!("staged_pages: {}", x.staged_pages))?;
+    out.line(format_args!("checkpoint_us: {}", x.checkpoint_us))?;
+    out.line(format_args!("fenced_packets: {}", crate::fence::dropped()))?;
+    out.line(format_args!(
+        "expected_downtime_us: {}",
+        s.expected_downtime_us
+    ))?;
+    out.line(format_args!("downtime_us: {}", s.downtime_us))?;
+    out.line(format_args!("total_ms: {}", s.total_ms))?;
+    out.line(format_args!("last_errno: {}", s.last_errno))?;
+    out.line(format_args!("last_error: {last_error}"))
 }
 
 /// The attribute table.
@@ -199,13 +187,11 @@ pub(crate) static ATTRS: [Attr; 10] = [
 
 /// Shows the wire and ioctl ABI versions.
 fn version_show(out: &mut ShowBuf<'_>) -> Result {
-    writeln!(
-        out,
+    out.line(format_args!(
         "wire {} image {} start_size {} status_size {}",
         crate::proto::wire::VERSION,
         crate::proto::machine::IMAGE_VERSION,
         uapi::StartArgs::SIZE,
         uapi::StatusArgs::SIZE
-    )
-    .map_err(fmt_err)
+    ))
 }

@@ -222,12 +222,7 @@ impl MachineDesc {
     /// Decodes and validates a description: exact length, page size, vCPU
     /// count, paging levels, and well-formed ranges.
     pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
-        if buf.len() < Self::ENCODED_LEN {
-            return Err(WireError::Truncated);
-        }
-        if buf.len() > Self::ENCODED_LEN {
-            return Err(WireError::TrailingBytes);
-        }
+        super::wire::exact_len(buf, Self::ENCODED_LEN)?;
         let word = |i: usize| {
             u32::from_le_bytes([buf[4 * i], buf[4 * i + 1], buf[4 * i + 2], buf[4 * i + 3]])
         };

@@ -242,6 +242,13 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+impl core::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let [a, b, c, d] = self.addr;
+        write!(f, "{a}.{b}.{c}.{d}:{}", self.port)
+    }
+}
+
 impl Endpoint {
     /// Checks that the endpoint can name another machine.
     pub fn validate(&self) -> Result<(), ControlError> {

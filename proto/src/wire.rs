@@ -247,6 +247,15 @@ impl Sequence {
     }
 }
 
+/// Checks that a payload is exactly `len` bytes long.
+pub(crate) fn exact_len(payload: &[u8], len: usize) -> Result<(), WireError> {
+    match payload.len() {
+        n if n < len => Err(WireError::Truncated),
+        n if n > len => Err(WireError::TrailingBytes),
+        _ => Ok(()),
+    }
+}
+
 /// Reads a little-endian `u32` from a 4-byte slice.
 fn le32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
@@ -554,12 +563,7 @@ impl HelloReply {
 
     /// Decodes a reply payload.
     pub fn decode(payload: &[u8]) -> Result<Self, WireError> {
-        if payload.len() < Self::ENCODED_LEN {
-            return Err(WireError::Truncated);
-        }
-        if payload.len() > Self::ENCODED_LEN {
-            return Err(WireError::TrailingBytes);
-        }
+        exact_len(payload, Self::ENCODED_LEN)?;
         Ok(Self {
             status: Refusal::from_u32(le32(&payload[0..4])),
             detail: le32(&payload[4..8]),
@@ -569,11 +573,8 @@ impl HelloReply {
 
 /// Decodes an abort payload into its reason code.
 pub fn decode_abort(payload: &[u8]) -> Result<u32, WireError> {
-    match payload.len() {
-        4 => Ok(le32(payload)),
-        n if n < 4 => Err(WireError::Truncated),
-        _ => Err(WireError::TrailingBytes),
-    }
+    exact_len(payload, 4)?;
+    Ok(le32(payload))
 }
 
 /// Round number of the pages copied at the checkpoint.
@@ -620,12 +621,7 @@ impl ResumeInfo {
 
     /// Decodes a payload of exactly [`ResumeInfo::ENCODED_LEN`] bytes.
     pub fn decode(payload: &[u8]) -> Result<Self, WireError> {
-        if payload.len() < Self::ENCODED_LEN {
-            return Err(WireError::Truncated);
-        }
-        if payload.len() > Self::ENCODED_LEN {
-            return Err(WireError::TrailingBytes);
-        }
+        exact_len(payload, Self::ENCODED_LEN)?;
         Ok(Self {
             cr3: le64(&payload[0..]),
             resume_va: le64(&payload[8..]),

@@ -57,6 +57,8 @@ fn endpoints() {
         assert_eq!(Endpoint::parse(bad), Err(ControlError::UnusableAddress));
     }
     assert_eq!(ControlError::UnusableAddress.errno(), EADDRNOTAVAIL);
+    let ep = Endpoint::parse(b"10.0.0.2:7000").unwrap();
+    assert_eq!(ep.to_string(), "10.0.0.2:7000");
     assert_eq!(
         Endpoint::parse_listen(b"0.0.0.0:7000"),
         Ok(Endpoint {

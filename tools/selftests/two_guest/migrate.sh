@@ -38,12 +38,7 @@ if ! vm_wait_ready src || ! vm_wait_ready dst; then
 fi
 
 # The workload.
-vm_exec src 'dd if=/dev/urandom of=/tmp/data bs=1M count=128 2>/dev/null &&
-	md5sum /tmp/data | cut -d" " -f1 > /tmp/data.md5 &&
-	(i=0; while true; do i=$((i + 1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.05; done) </dev/null >/dev/null 2>&1 &
-	echo $! > /tmp/count.pid
-	nc -ll -p 6001 -e /bin/cat </dev/null >/dev/null 2>&1 &
-	sleep 0.5' >/dev/null
+vm_exec src 'selfmig-workload 128' >/dev/null
 pid_before=$(vm_exec src 'cat /tmp/count.pid')
 sum_before=$(vm_exec src 'cat /tmp/data.md5')
 stop="$HARNESS_DIR/client.stop"

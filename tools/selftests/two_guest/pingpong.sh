@@ -30,9 +30,7 @@ vm_wait_ready h0 || { echo "Bail out! guest did not boot"; exit 1; }
 # The guest is reached by its address, whichever VM runs it; vm_exec
 # needs a name, so "guest" is an alias with the guest's address.
 VM_IP[guest]=$GUEST
-vm_exec guest 'dd if=/dev/urandom of=/tmp/data bs=1M count=64 2>/dev/null && md5sum /tmp/data | cut -d" " -f1 > /tmp/data.md5
-	(i=0; while true; do i=$((i + 1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.05; done) </dev/null >/dev/null 2>&1 &
-	echo $! > /tmp/count.pid; sleep 0.5' >/dev/null
+vm_exec guest 'selfmig-workload 64' >/dev/null
 pid=$(vm_exec guest 'cat /tmp/count.pid')
 sum=$(vm_exec guest 'cat /tmp/data.md5')
 host=h0
