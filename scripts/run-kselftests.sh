@@ -17,7 +17,11 @@ accel=()
 # reopens /dev/stdout, which clobbers output unless stdout is a pipe; the
 # result is collected in a file and printed at once, because lines written
 # straight to virtme-ng's console ports interleave.
-cmd="cd $st && make -s KDIR=$kdir SELFMIG_MODDIR=$SELFMIG_TOP run_tests 2>&1 | cat > /tmp/ksft.tap; cat /tmp/ksft.tap"
+# The suite runs from a copy in the guest's /tmp (timestamps kept), so that
+# nothing is ever written into the read-only checkout, even if make in the
+# guest decides the test binary is out of date (seen on CI, where the
+# checkout's mount shows the guest other timestamps than the host).
+cmd="cp -a $st /tmp/ksft && cd /tmp/ksft && make -s KDIR=$kdir SELFMIG_MODDIR=$SELFMIG_TOP run_tests 2>&1 | cat > /tmp/ksft.tap; cat /tmp/ksft.tap"
 timeout "${SELFMIG_KSELFTEST_TIMEOUT:-900}" \
 	vng -r "$kdir/arch/x86/boot/bzImage" "${accel[@]}" --user root \
 	--cpus 2 --memory 1G --append "swiotlb=force" --exec "$cmd" | cat
