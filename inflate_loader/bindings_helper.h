@@ -19,11 +19,13 @@
 #include <linux/sysfs.h>
 #include <linux/timekeeping.h>
 #include <linux/uio.h>
+#include <linux/xxhash.h>
 #include <net/net_namespace.h>
 #include <net/sock.h>
 #include <linux/tcp.h>
 #include <asm/pgtable.h>
 #include <asm/tlbflush.h>
+#include <asm/tsc.h>
 
 /* Flags for claiming the target's free memory: fail rather than reclaim
  * hard, warn or dip into reserves. */

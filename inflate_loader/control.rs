@@ -52,6 +52,11 @@ pub(crate) struct Counters {
     pub(crate) refused: u64,
     /// Admitted migrations that ended without a complete image.
     pub(crate) failed: u64,
+    /// Pages checked against their checkpoint hash in the last migration
+    /// that asked for verification.
+    pub(crate) pages_verified: u64,
+    /// Images refused because a page did not match its checkpoint hash.
+    pub(crate) verify_failures: u64,
 }
 
 /// The receiver thread and what others need to reach it.

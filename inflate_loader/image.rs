@@ -231,6 +231,16 @@ impl Image {
         Ok(())
     }
 
+    /// Where the image's page of frame `pfn` is now: its slot, or the frame
+    /// itself when it was written in place; `None` if it never arrived.
+    pub(crate) fn location(&self, pfn: u64) -> Option<u64> {
+        match self.slot_of.get(pfn as usize) {
+            Some(&NONE) if self.received.get(pfn) => Some(pfn),
+            Some(&NONE) | None => None,
+            Some(&slot) => Some(slot),
+        }
+    }
+
     /// Every page held in a slot: (slot, home frame).
     pub(crate) fn slots(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.slot_of

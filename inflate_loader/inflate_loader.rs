@@ -27,6 +27,8 @@ mod kthread;
 mod listener;
 #[path = "../ksupport/machine.rs"]
 mod machine;
+#[path = "../ksupport/page_hash.rs"]
+mod page_hash;
 #[path = "../ksupport/pm.rs"]
 mod pm;
 #[path = "../ksupport/proto.rs"]
@@ -41,6 +43,9 @@ mod socket;
 mod sysfs;
 mod sysfs_attrs;
 mod trampoline;
+#[path = "../ksupport/tsc.rs"]
+mod tsc;
+mod verify;
 
 module! {
     type: InflateLoader,

@@ -17,14 +17,17 @@ use crate::failure::{Context, Failure};
 use crate::image::Image;
 use crate::machine;
 use crate::pm;
+use crate::proto::handoff::Handoff;
 use crate::proto::machine::MachineDesc;
 use crate::proto::uapi;
 use crate::proto::wire::{
-    decode_abort, HelloReply, PageBatch, RecordKind, Refusal, ResumeInfo, ABORT_TARGET_FAILED,
-    HEADER_LEN, MAX_PAYLOAD,
+    decode_abort, CommitInfo, HelloReply, PageBatch, RecordKind, Refusal, ResumeInfo, VerifyHashes,
+    ABORT_TARGET_FAILED, ABORT_VERIFY_FAILED, HEADER_LEN, MAX_PAYLOAD,
 };
 use crate::restore;
 use crate::socket::TcpStream;
+use crate::tsc;
+use crate::verify::Expected;
 use kernel::prelude::*;
 
 /// How long each send or receive may take before the source counts as dead.
@@ -89,6 +92,7 @@ fn admit(chan: &mut Channel<'_>, local: &MachineDesc) -> Result<(), Failure> {
     control::update(|n, _| {
         n.admitted += 1;
         n.pages_received = 0;
+        n.pages_verified = 0;
     });
     Ok(())
 }
@@ -137,13 +141,69 @@ fn restore_on_commit(
     };
     stream.set_quickack();
     chan.send(RecordKind::Complete, &[])?;
-    let mut buf = [0u8; 4];
-    let (header, _) = chan.recv(&mut buf)?;
+    let mut buf = [0u8; CommitInfo::ENCODED_LEN];
+    let (header, payload) = chan.recv(&mut buf)?;
+    let tsc_commit = tsc::rdtsc();
     if header.kind != RecordKind::Commit {
         return Err(Failure::new(errno(uapi::EPROTO), "expected the commit"));
     }
+    let commit =
+        CommitInfo::decode(payload).map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
+    let handoff = Handoff {
+        commit,
+        tsc_commit,
+        tsc_jump: tsc_commit,
+        tsc_khz: tsc::khz(),
+        pages_received: received(),
+        bytes_received: chan.bytes_received,
+        pages_verified: control::with(|c| c.counters.pages_verified).unwrap_or(0),
+        staged_pages: info.staged_pages,
+    };
     pr_info!("commit received; jumping into the image\n");
-    Err(restore::jump(&prepared, cpus))
+    Err(restore::jump(&prepared, cpus, handoff))
+}
+
+/// In verify mode, checks every page of the image against the source's
+/// checkpoint hashes; on any difference tells the source and fails.
+fn verify(
+    chan: &mut Channel<'_>,
+    image: &Image,
+    expected: &Expected,
+    info: &ResumeInfo,
+) -> Result<(), Failure> {
+    let refuse = |chan: &mut Channel<'_>, reason| {
+        let _ = chan.send(RecordKind::Abort, &ABORT_VERIFY_FAILED.to_le_bytes());
+        control::update(|c, _| c.verify_failures += 1);
+        Err(Failure::new(errno(uapi::EBADMSG), reason))
+    };
+    let count = expected.count();
+    if count != info.verify_pages {
+        pr_warn!(
+            "verify: the source announced {} page hashes, {} arrived\n",
+            info.verify_pages,
+            count
+        );
+        return refuse(chan, "verify hashes incomplete");
+    }
+    match expected.check(image) {
+        Ok(checked) => {
+            pr_info!(
+                "verify: all {} pages match their checkpoint hash\n",
+                checked
+            );
+            control::update(|c, _| c.pages_verified = checked);
+            Ok(())
+        }
+        Err(bad) => {
+            pr_warn!(
+                "verify: {} pages differ from their checkpoint hash, {} never arrived (first: frame {:#x}); not resuming\n",
+                bad.differ,
+                bad.missing,
+                bad.first_pfn
+            );
+            refuse(chan, "image failed verification")
+        }
+    }
 }
 
 /// Pages received so far in this migration.
@@ -162,6 +222,8 @@ fn take_image(
     let mut buf = KVVec::from_elem(0u8, HEADER_LEN + MAX_PAYLOAD, GFP_KERNEL)
         .map_err(|_| ENOMEM)
         .context("cannot allocate the receive buffer")?;
+    let frames = local.ranges().last().map_or(0, |r| r.end_pfn());
+    let mut expected = Expected::new(frames);
     loop {
         let (header, payload) = chan.recv(&mut buf)?;
         match header.kind {
@@ -195,7 +257,15 @@ fn take_image(
                     received(),
                     info.staged_pages
                 );
+                if info.verify_pages > 0 || expected.count() > 0 {
+                    verify(chan, image, &expected, &info)?;
+                }
                 return restore_on_commit(stream, chan, local, image, &info);
+            }
+            RecordKind::VerifyHashes => {
+                let record = VerifyHashes::decode(payload)
+                    .map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
+                expected.take(&record)?;
             }
             RecordKind::Abort => {
                 let _ = decode_abort(payload);

@@ -14,9 +14,11 @@ use crate::bindings;
 use crate::failure::{Context, Failure};
 use crate::image::{frame_ptr, Image};
 use crate::pm::{self, Msg};
+use crate::proto::handoff::Handoff;
 use crate::proto::machine::MachineDesc;
-use crate::proto::wire::{ResumeInfo, PAGE_SIZE};
+use crate::proto::wire::{PageContent, ResumeInfo, PAGE_SIZE};
 use crate::trampoline;
+use crate::tsc;
 use kernel::prelude::*;
 
 /// Page-table entry bits.
@@ -41,6 +43,8 @@ pub(crate) struct Prepared {
     list: u64,
     trampoline: u64,
     info: ResumeInfo,
+    /// Where the hand-off page is written: its home frame or its slot.
+    handoff: u64,
 }
 
 /// Builds page tables in spare frames.
@@ -114,6 +118,18 @@ pub(crate) fn prepare(
     if !local.contains_pfn(info.resume_pfn) {
         return Err(Failure::new(EINVAL, "resume entry outside the RAM map"));
     }
+    // The hand-off page travels home like any page of the image, so it is
+    // placed (empty for now) before the copy list is built.
+    if !local.contains_pfn(info.handoff_pfn) {
+        return Err(Failure::new(EINVAL, "hand-off page outside the RAM map"));
+    }
+    if image.location(info.handoff_pfn).is_some() {
+        return Err(Failure::new(EINVAL, "hand-off page is part of the image"));
+    }
+    image.place(info.handoff_pfn, &PageContent::Zero)?;
+    let handoff = image
+        .location(info.handoff_pfn)
+        .ok_or_else(|| Failure::new(EINVAL, "hand-off page not placed"))?;
     // Page tables: all RAM at its direct-map address, and the resume page.
     // SAFETY: Plain read of a variable set at boot.
     let base = unsafe { bindings::page_offset_base } as u64;
@@ -138,7 +154,12 @@ pub(crate) fn prepare(
         v
     };
     let mut list = 0u64;
-    for chunk in slots.chunks(PAIRS_PER_PAGE).rev() {
+    // Built back to front, so each page can point at the one after it.
+    let mut end = slots.len();
+    while end > 0 {
+        let start = (end - 1) / PAIRS_PER_PAGE * PAIRS_PER_PAGE;
+        let chunk = slots.get(start..end).unwrap_or(&[]);
+        end = start;
         let f = image.take_spare()?;
         let words = frame_ptr(f).cast::<u64>();
         // SAFETY: `f` is a spare frame: 512 words only we use.
@@ -166,6 +187,7 @@ pub(crate) fn prepare(
         list,
         trampoline: frame_ptr(f) as u64,
         info: *info,
+        handoff,
     })
 }
 
@@ -190,9 +212,10 @@ fn make_executable(va: u64) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Quiesces this machine and jumps into the image. Returns only if a step
-/// before the jump fails (everything is then undone).
-pub(crate) fn jump(p: &Prepared, cpus: pm::OfflineCpus) -> Failure {
+/// Quiesces this machine, leaves `handoff` for the image and jumps into it.
+/// Returns only if a step before the jump fails (everything is then
+/// undone).
+pub(crate) fn jump(p: &Prepared, cpus: pm::OfflineCpus, mut handoff: Handoff) -> Failure {
     let _sleep = pm::SleepLock::lock();
     if let Err(e) = pm::dpm_suspend_start(Msg::Quiesce) {
         pm::dpm_resume_end(Msg::Recover);
@@ -221,6 +244,11 @@ pub(crate) fn jump(p: &Prepared, cpus: pm::OfflineCpus) -> Failure {
         drop(cpus);
         return f;
     }
+    handoff.tsc_jump = tsc::rdtsc();
+    let bytes = handoff.encode();
+    // SAFETY: The hand-off frame was placed for the image in `prepare`:
+    // claimed, mapped, and written by nobody else.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), frame_ptr(p.handoff), bytes.len()) };
     // SAFETY: Interrupts are off, this is the only online CPU and devices
     // are quiesced. The trampoline and everything it reads live in frames
     // the image does not use, mapped by the temporary tables at the same

@@ -77,6 +77,8 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
     out.line(format_args!("admitted: {}", n.admitted))?;
     out.line(format_args!("refused: {}", n.refused))?;
     out.line(format_args!("failed: {}", n.failed))?;
+    out.line(format_args!("pages_verified: {}", n.pages_verified))?;
+    out.line(format_args!("verify_failures: {}", n.verify_failures))?;
     out.line(format_args!("last_error: {last_error}"))
 }
 

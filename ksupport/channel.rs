@@ -21,6 +21,8 @@ pub(crate) struct Channel<'a> {
     rx: Sequence,
     /// Bytes sent so far, headers included.
     pub(crate) bytes_sent: u64,
+    /// Bytes received so far, headers included.
+    pub(crate) bytes_received: u64,
 }
 
 impl<'a> Channel<'a> {
@@ -31,6 +33,7 @@ impl<'a> Channel<'a> {
             tx: Sequence::new(),
             rx: Sequence::new(),
             bytes_sent: 0,
+            bytes_received: 0,
         }
     }
 
@@ -90,6 +93,7 @@ impl<'a> Channel<'a> {
         self.stream
             .recv_exact(payload)
             .context("receiving from the peer failed")?;
+        self.bytes_received += (HEADER_LEN + len) as u64;
         Ok((header, payload))
     }
 }

@@ -14,13 +14,14 @@
 use crate::bindings;
 use crate::cpu_context;
 use crate::failure::{Context, Failure};
+use crate::page_hash::page_hash;
 use crate::pm::{self, Msg};
 use crate::precopy::{direct_map_page, RamWalk};
 use crate::proto::machine::MachineDesc;
 use crate::staging::Staging;
 use crate::tracker::Tracker;
+use crate::verify::Verify;
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicI64, Ordering};
 use kernel::prelude::*;
 
 /// How a checkpoint ended.
@@ -41,10 +42,12 @@ struct CopyJob<'a> {
     desc: &'a MachineDesc,
     tracker: &'a Tracker,
     staging: &'a mut Staging,
+    verify: Option<&'a mut Verify>,
 }
 
 /// Copies every page that changed since it was sent into the staging
-/// buffer. Called by `selfmig_save_context` with interrupts off.
+/// buffer, and in verify mode records every page's hash. Called by
+/// `selfmig_save_context` with interrupts off.
 ///
 /// # Safety
 ///
@@ -54,6 +57,9 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
     // SAFETY: By the function's safety requirement.
     let job = unsafe { &mut *arg.cast::<CopyJob<'_>>() };
     job.staging.clear();
+    if let Some(verify) = job.verify.as_deref_mut() {
+        verify.clear();
+    }
     for pfn in RamWalk::new(job.desc) {
         if job.tracker.is_excluded(pfn) {
             continue;
@@ -61,8 +67,20 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
         let Some(page) = direct_map_page(pfn) else {
             continue;
         };
-        if job.tracker.changed(pfn, page) && !job.staging.push(pfn, page) {
-            return ENOSPC.to_errno() as i64;
+        let mut hash = page_hash(page);
+        if job.tracker.changed_hash(pfn, hash) {
+            if !job.staging.push(pfn, page) {
+                return ENOSPC.to_errno() as i64;
+            }
+            // What goes to the target is the copy, and a page can change
+            // between hash and copy even here: this thread's own stack
+            // page below the stack pointer. Verify against the copy.
+            if job.verify.is_some() {
+                hash = job.staging.last().map_or(hash, page_hash);
+            }
+        }
+        if let Some(verify) = job.verify.as_deref_mut() {
+            verify.set(pfn, hash);
         }
     }
     0
@@ -72,27 +90,6 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
 fn now_ns() -> i64 {
     // SAFETY: `ktime_get` has no preconditions.
     unsafe { bindings::ktime_get() }
-}
-
-/// Wall-clock time of the last checkpoint, in nanoseconds (module data, so a
-/// restored image knows when it was taken).
-static CHECKPOINT_REAL_NS: AtomicI64 = AtomicI64::new(0);
-
-/// Microseconds from the last checkpoint until now, by the guest's wall
-/// clock. After a restore that clock has been advanced by the RTC's view
-/// of the gap (`timekeeping_resume()`), so the figure has one-second
-/// granularity; the harness measures downtime from outside precisely.
-pub(crate) fn downtime_us() -> u64 {
-    let now = real_ns();
-    ((now - CHECKPOINT_REAL_NS.load(Ordering::Relaxed)).max(0) / 1000) as u64
-}
-
-/// Wall-clock time in nanoseconds.
-fn real_ns() -> i64 {
-    let mut ts = bindings::timespec64::default();
-    // SAFETY: `ts` is a valid out-pointer; callable with interrupts off.
-    unsafe { bindings::ktime_get_real_ts64(&mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec as i64
 }
 
 /// Saves (`save`) or restores sched_clock's state across the checkpoint, as
@@ -124,8 +121,6 @@ fn stop_cpu(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
         bindings::kernel_fpu_begin_mask(0);
         bindings::kernel_fpu_end();
     }
-    // Timekeeping is suspended below; read the wall clock first.
-    CHECKPOINT_REAL_NS.store(real_ns(), Ordering::Relaxed);
     pm::irqs_off();
     if let Err(e) = pm::syscore_suspend() {
         pm::irqs_on();
@@ -194,6 +189,7 @@ pub(crate) fn take(
     desc: &MachineDesc,
     tracker: &Tracker,
     staging: &mut Staging,
+    verify: Option<&mut Verify>,
 ) -> Result<Outcome, Failure> {
     let start = now_ns();
     let _sleep = pm::SleepLock::lock();
@@ -202,6 +198,7 @@ pub(crate) fn take(
         desc,
         tracker,
         staging,
+        verify,
     };
     let result = stop_devices(&mut job);
     drop(cpus);

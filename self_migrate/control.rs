@@ -83,6 +83,11 @@ pub(crate) struct Extra {
     pub(crate) staged_pages: u64,
     /// How long the guest was stopped for the checkpoint, in microseconds.
     pub(crate) checkpoint_us: u64,
+    /// Page hashes sent for the target to verify (`verify=1`); on the
+    /// target, pages it verified.
+    pub(crate) verify_pages: u64,
+    /// Where the downtime of the last migration went.
+    pub(crate) downtime: crate::downtime::Phases,
 }
 
 /// The migration thread and what others need to reach it.

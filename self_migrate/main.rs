@@ -19,6 +19,7 @@ mod connect;
 mod control;
 mod cpu_context;
 mod dma;
+mod downtime;
 #[path = "../ksupport/errno.rs"]
 mod errno;
 #[path = "../ksupport/failure.rs"]
@@ -34,6 +35,8 @@ mod machine;
 mod migrate;
 #[path = "../ksupport/miscdev.rs"]
 mod miscdev;
+#[path = "../ksupport/page_hash.rs"]
+mod page_hash;
 #[path = "../ksupport/pm.rs"]
 mod pm;
 mod precopy;
@@ -49,6 +52,9 @@ mod staging;
 mod sysfs;
 mod sysfs_attrs;
 mod tracker;
+#[path = "../ksupport/tsc.rs"]
+mod tsc;
+mod verify;
 
 module! {
     type: SelfMigrate,

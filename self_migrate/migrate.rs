@@ -5,8 +5,8 @@
 //!
 //! One function per phase, each undoing what it did on failure, so that
 //! before commit every failure leaves the guest running as if nothing had
-//! happened. The restore on the target is not implemented yet: the target
-//! answers the complete image with an abort, and the source carries on.
+//! happened. After the commit the source powers off; the image carries on
+//! on the target, returning from the checkpoint a second time.
 
 use crate::announce;
 use crate::bindings;
@@ -15,21 +15,25 @@ use crate::checkpoint::{self, Outcome};
 use crate::control::{self, Request, Tracker};
 use crate::cpu_context;
 use crate::dma;
+use crate::downtime::Phases;
 use crate::errno::errno;
 use crate::failure::{Context, Failure};
 use crate::fence::Fence;
 use crate::machine;
 use crate::precopy;
+use crate::proto::handoff::Handoff;
 use crate::proto::machine::{MachineDesc, Mismatch};
 use crate::proto::uapi::{self, State};
 use crate::proto::wire::{
-    decode_abort, BatchWriter, HelloReply, RecordKind, Refusal, ResumeInfo, ABORT_TARGET_FAILED,
-    ABORT_VERIFY_FAILED, FINAL_ROUND, HEADER_LEN, MAX_PAYLOAD,
+    decode_abort, BatchWriter, CommitInfo, HelloReply, RecordKind, Refusal, ResumeInfo,
+    ABORT_TARGET_FAILED, ABORT_VERIFY_FAILED, FINAL_ROUND, HEADER_LEN, MAX_PAYLOAD, PAGE_SIZE,
 };
 use crate::shim;
 use crate::socket::TcpStream;
 use crate::staging::Staging;
 use crate::tracker::Tracker as HashTracker;
+use crate::tsc;
+use crate::verify::Verify;
 use kernel::prelude::*;
 
 /// How long connecting may take.
@@ -61,11 +65,19 @@ pub(crate) fn run() {
             -f.err.to_errno()
         );
     }
-    control::finish(result, ((now_ns() - start) / 1_000_000) as u64);
+    // A restored image's clock does not know how long it was stopped; the
+    // session says how far off it is.
+    let skew = *result.as_ref().unwrap_or(&0);
+    control::finish(
+        result.map(|_| ()),
+        ((now_ns() - start - skew).max(0) / 1_000_000) as u64,
+    );
 }
 
-/// The whole migration.
-fn migrate(req: &Request) -> Result<(), Failure> {
+/// The whole migration. On success returns how far this guest's monotonic
+/// clock is off the true elapsed time (nonzero when it is the image resumed
+/// on the target).
+fn migrate(req: &Request) -> Result<i64, Failure> {
     let desc = machine::describe().context("cannot describe this machine")?;
     pr_info!(
         "migrating to {}: {} RAM pages, {} vCPUs, max downtime {} ms, verify {}, tracker {}\n",
@@ -90,7 +102,7 @@ fn migrate(req: &Request) -> Result<(), Failure> {
             let _ = chan.send(RecordKind::Abort, &ABORT_SOURCE_FAILED.to_le_bytes());
             Err(f)
         }
-        Ok(()) => Ok(()),
+        Ok(skew) => Ok(skew),
     };
     // Withdraw the abort handle before the stream is dropped.
     let _ = control::set_live(None);
@@ -112,13 +124,14 @@ const STAGING_PAGES: usize = 4096;
 /// Most checkpoint attempts (one more pre-copy round between attempts).
 const MAX_ATTEMPTS: u32 = 3;
 
-/// Everything that happens over the connection.
+/// Everything that happens over the connection; returns the clock skew as
+/// [`migrate`] does.
 fn session(
     chan: &mut Channel<'_>,
     stream: &TcpStream,
     desc: &MachineDesc,
     req: &Request,
-) -> Result<(), Failure> {
+) -> Result<i64, Failure> {
     admit(chan, desc)?;
     if req.tracker == Tracker::Paging {
         pr_info!("paging tracker not implemented yet; using the content-hash tracker\n");
@@ -133,6 +146,20 @@ fn session(
     tracker.exclude_self();
     tracker.exclude(buf.as_ptr(), buf.len());
     staging.exclude_from(&mut tracker);
+    // The page the target's loader fills in for the resumed image
+    // (vmalloc: page-aligned). Not part of the image.
+    let mut handoff = VVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)
+        .map_err(|_| ENOMEM)
+        .context("cannot allocate the hand-off page")?;
+    tracker.exclude(handoff.as_ptr(), PAGE_SIZE);
+    let mut verify = match req.verify {
+        true => Some(
+            Verify::new(desc, &mut tracker)
+                .map_err(|_| ENOMEM)
+                .context("cannot allocate the verify hashes")?,
+        ),
+        false => None,
+    };
     if let Some((start, end)) = dma::swiotlb_pool() {
         tracker.exclude_frames(start, end);
         control::update(|_, x| x.bounce_pages = end - start);
@@ -153,23 +180,20 @@ fn session(
         });
         // The fence stays up from the checkpoint until the migration ends.
         let fence = Fence::install(stream.sk()).context("cannot install the output fence")?;
-        match checkpoint::take(desc, &tracker, &mut staging) {
+        handoff.iter_mut().for_each(|b| *b = 0);
+        let t0 = now_ns();
+        match checkpoint::take(desc, &tracker, &mut staging, verify.as_mut()) {
             Ok(Outcome::Restored) => {
                 // This is the image, running on the target now: lift the
                 // fence it was taken under and take over the network.
+                let skew = resumed(&handoff, t0, req.verify);
                 drop(fence);
                 announce::announce();
                 // Once more, after the old VM has surely gone.
                 // SAFETY: Process context, no locks held.
                 unsafe { bindings::msleep(500) };
                 announce::announce();
-                let downtime_us = checkpoint::downtime_us();
-                pr_info!(
-                    "resumed on the target; downtime {} us (guest clock)\n",
-                    downtime_us
-                );
-                control::update(|s, _| s.downtime_us = downtime_us);
-                return Ok(());
+                return Ok(skew);
             }
             Ok(Outcome::Saved { staged, stopped_ns }) => {
                 announce::reprogram();
@@ -178,7 +202,14 @@ fn session(
                     x.staged_pages = staged as u64;
                     x.checkpoint_us = (stopped_ns / 1000) as u64;
                 });
-                return finish(chan, &mut tracker, &mut buf, &staging, stream, fence);
+                let staged = Staged {
+                    staging: &staging,
+                    verify: verify.as_ref(),
+                    handoff: &handoff,
+                    t0,
+                    stopped_ns: stopped_ns as u64,
+                };
+                return finish(chan, &mut tracker, &mut buf, &staged, stream, fence).map(|()| 0);
             }
             Err(f) if f.err == ENOSPC && attempt < MAX_ATTEMPTS => {
                 announce::reprogram();
@@ -200,8 +231,8 @@ fn session(
 }
 
 /// The target holds the complete image: commit, and stop for good.
-fn commit(chan: &mut Channel<'_>, stream: &TcpStream) -> Result<(), Failure> {
-    chan.send(RecordKind::Commit, &[])?;
+fn commit(chan: &mut Channel<'_>, stream: &TcpStream, info: &CommitInfo) -> Result<(), Failure> {
+    chan.send(RecordKind::Commit, &info.encode())?;
     // From the moment the commit reaches the target, the guest lives there.
     // Wait until its TCP has it, then power off, whatever happens.
     if stream.wait_acked(COMMIT_ACK_TIMEOUT_MS).is_err() {
@@ -213,16 +244,74 @@ fn commit(chan: &mut Channel<'_>, stream: &TcpStream) -> Result<(), Failure> {
     Ok(())
 }
 
+/// What a checkpoint left to send.
+struct Staged<'a> {
+    staging: &'a Staging,
+    verify: Option<&'a Verify>,
+    handoff: &'a [u8],
+    /// When the checkpoint began (monotonic clock).
+    t0: i64,
+    /// How long the guest was stopped for it.
+    stopped_ns: u64,
+}
+
+/// This is the image resumed on the target: learns from the loader's
+/// hand-off what happened after the checkpoint (which it could not see) and
+/// records it. Returns how far this guest's monotonic clock is off the true
+/// time elapsed since `t0`.
+fn resumed(handoff: &[u8], t0: i64, verify: bool) -> i64 {
+    let tsc = tsc::rdtsc();
+    let h = match Handoff::decode(handoff) {
+        Ok(h) => h,
+        Err(e) => {
+            pr_warn!(
+                "resumed on the target, but its hand-off is unreadable ({}); downtime unknown\n",
+                e.as_str()
+            );
+            return 0;
+        }
+    };
+    let phases = Phases::from_handoff(&h, tsc);
+    let total = phases.total_us();
+    pr_info!(
+        "resumed on the target; downtime {} us: checkpoint {}, transfer {}, target {}, commit {}, jump {}, resume {} (+ one-way commit latency, not measured)\n",
+        total,
+        phases.checkpoint_us,
+        phases.transfer_us,
+        phases.target_us,
+        phases.commit_us,
+        phases.jump_us,
+        phases.resume_us
+    );
+    if verify {
+        pr_info!(
+            "the target verified {} pages of the image before resuming\n",
+            h.pages_verified
+        );
+    }
+    control::update(|s, x| {
+        s.downtime_us = total;
+        s.pages_sent = h.pages_received;
+        s.bytes_sent = h.bytes_received;
+        x.staged_pages = h.staged_pages;
+        x.checkpoint_us = phases.checkpoint_us;
+        x.verify_pages = h.pages_verified;
+        x.downtime = phases;
+    });
+    (now_ns() - t0) - total as i64 * 1000
+}
+
 /// After the checkpoint: sends the staged pages and where to resume, and
 /// waits for the target's verdict. The fence is up until this returns.
 fn finish(
     chan: &mut Channel<'_>,
     tracker: &mut HashTracker,
     buf: &mut [u8],
-    staging: &Staging,
+    staged: &Staged<'_>,
     stream: &TcpStream,
     _fence: Fence,
 ) -> Result<(), Failure> {
+    let staging = staged.staging;
     let mut index = 0;
     while index < staging.len() {
         let mut batch = BatchWriter::new(&mut *buf, FINAL_ROUND)
@@ -239,14 +328,23 @@ fn finish(
         }
         precopy::flush(chan, batch, zero)?;
     }
+    let verify_pages = match staged.verify {
+        Some(v) => v.send(chan, buf)?,
+        None => 0,
+    };
+    control::update(|_, x| x.verify_pages = verify_pages);
     let resume_va = cpu_context::resume_entry();
     let info = ResumeInfo {
         cr3: cpu_context::saved_cr3(),
         resume_va,
         resume_pfn: shim::kaddr_to_pfn(resume_va as usize),
         staged_pages: staging.len() as u64,
+        verify_pages,
+        handoff_pfn: shim::kaddr_to_pfn(staged.handoff.as_ptr() as usize),
     };
     chan.send(RecordKind::CpuContext, &info.encode())?;
+    let since = |t0: i64| (now_ns() - t0).max(0) as u64;
+    let sent_ns = since(staged.t0);
     let mut reply = [0u8; 8];
     let (header, payload) = chan.recv(&mut reply)?;
     match header.kind {
@@ -264,7 +362,16 @@ fn finish(
                 "target abandoned the migration",
             )),
         },
-        RecordKind::Complete => commit(chan, stream),
+        RecordKind::Complete => {
+            let complete_ns = since(staged.t0);
+            let info = CommitInfo {
+                stopped_ns: staged.stopped_ns.min(sent_ns),
+                sent_ns,
+                complete_ns,
+                commit_ns: since(staged.t0).max(complete_ns),
+            };
+            commit(chan, stream, &info)
+        }
         _ => Err(Failure::new(
             errno(uapi::EPROTO),
             "unexpected record after the image",

@@ -53,6 +53,11 @@ impl Staging {
         true
     }
 
+    /// The page copied in last.
+    pub(crate) fn last(&self) -> Option<&[u8; PAGE_SIZE]> {
+        self.get(self.count.checked_sub(1)?).map(|(_, page)| page)
+    }
+
     /// The page at `index` with its frame number.
     pub(crate) fn get(&self, index: usize) -> Option<(u64, &[u8; PAGE_SIZE])> {
         if index >= self.count {

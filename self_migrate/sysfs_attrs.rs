@@ -110,12 +110,20 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
     out.line(format_args!("checkpoint_attempts: {}", x.attempts))?;
     out.line(format_args!("staged_pages: {}", x.staged_pages))?;
     out.line(format_args!("checkpoint_us: {}", x.checkpoint_us))?;
+    out.line(format_args!("verify_pages: {}", x.verify_pages))?;
     out.line(format_args!("fenced_packets: {}", crate::fence::dropped()))?;
     out.line(format_args!(
         "expected_downtime_us: {}",
         s.expected_downtime_us
     ))?;
     out.line(format_args!("downtime_us: {}", s.downtime_us))?;
+    let d = &x.downtime;
+    out.line(format_args!("downtime_checkpoint_us: {}", d.checkpoint_us))?;
+    out.line(format_args!("downtime_transfer_us: {}", d.transfer_us))?;
+    out.line(format_args!("downtime_target_us: {}", d.target_us))?;
+    out.line(format_args!("downtime_commit_us: {}", d.commit_us))?;
+    out.line(format_args!("downtime_jump_us: {}", d.jump_us))?;
+    out.line(format_args!("downtime_resume_us: {}", d.resume_us))?;
     out.line(format_args!("total_ms: {}", s.total_ms))?;
     out.line(format_args!("last_errno: {}", s.last_errno))?;
     out.line(format_args!("last_error: {last_error}"))

@@ -9,27 +9,17 @@
 //! costs a full memory scan per round; it catches every write, DMA included,
 //! which makes it the correctness oracle for the paging tracker.
 
-use crate::bindings;
+use crate::page_hash::page_hash;
 use crate::proto::machine::MachineDesc;
 use crate::proto::wire::PAGE_SIZE;
 use crate::shim;
 use kernel::prelude::*;
 
-/// Recorded value of a page never sent.
+/// Recorded value of a page never sent (`page_hash` never returns it).
 const NEVER_SENT: u64 = 0;
-/// Recorded value of a page that is never part of the image (our buffers).
+/// Recorded value of a page that is never part of the image (our buffers;
+/// `page_hash` never returns it either).
 const EXCLUDED: u64 = u64::MAX;
-
-/// Hash of a page, never equal to the two markers.
-pub(crate) fn page_hash(page: &[u8; PAGE_SIZE]) -> u64 {
-    // SAFETY: `page` is a readable buffer of the given length.
-    let h = unsafe { bindings::xxh64(page.as_ptr().cast(), PAGE_SIZE, 0) };
-    match h {
-        NEVER_SENT => 1,
-        EXCLUDED => EXCLUDED - 1,
-        h => h,
-    }
-}
 
 /// Per-page hashes, indexed by page frame number.
 pub(crate) struct Tracker {
@@ -80,6 +70,15 @@ impl Tracker {
             Some(&EXCLUDED) | None => false,
             Some(&NEVER_SENT) => true,
             Some(&h) => h != page_hash(page),
+        }
+    }
+
+    /// Whether `pfn` must be (re)sent given the hash of its current
+    /// contents.
+    pub(crate) fn changed_hash(&self, pfn: u64, hash: u64) -> bool {
+        match self.hashes.get(pfn as usize) {
+            Some(&EXCLUDED) | None => false,
+            Some(&h) => h != hash,
         }
     }
 

@@ -11,6 +11,7 @@
 
 #![no_std]
 
+pub mod handoff;
 pub mod machine;
 pub mod uapi;
 pub mod wire;

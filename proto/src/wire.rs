@@ -51,6 +51,19 @@ pub const MAX_CPU_CONTEXT: usize = 4096;
 /// Page frame numbers must fit in 52 bits (x86-64's physical address width).
 pub const PFN_LIMIT: u64 = 1 << 52;
 
+/// Payload of a [`RecordKind::Token`] record: a sealed token (160 bytes,
+/// `token.rs`) and the source's 16-byte salt. Stated here so that the
+/// header bound needs no other file.
+pub const TOKEN_RECORD_LEN: usize = 160 + 16;
+
+/// Payload of a [`RecordKind::TokenReply`] record: reason code, detail,
+/// and the target's 16-byte salt (`admission.rs`).
+pub const TOKEN_REPLY_LEN: usize = 8 + 16;
+
+/// Payload of a sealed [`RecordKind::Payment`] record, tag excluded: link
+/// index, a zero word, the 32-byte link (`chain.rs`).
+pub const PAYMENT_PAYLOAD_LEN: usize = 8 + 32;
+
 /// Why a record was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WireError {
@@ -137,10 +150,22 @@ pub enum RecordKind {
     CpuContext = 4,
     /// Target to source: the image is complete and verified.
     Complete = 5,
-    /// Source to target: the source has stopped for good; resume.
+    /// Source to target: the source has stopped for good; resume. Carries
+    /// the source's side of the downtime, see [`CommitInfo`].
     Commit = 6,
     /// Either way: the migration is abandoned, with a reason code.
     Abort = 7,
+    /// Source to target (`verify=1`): the checkpoint hash of a run of
+    /// frames, see [`VerifyHashes`].
+    VerifyHashes = 8,
+    /// Source to target, the first record: an admission token and the
+    /// source's salt for this connection (see `token.rs`, `admission.rs`).
+    Token = 9,
+    /// Target to source: the verdict on the token and, on acceptance, the
+    /// target's salt (see `admission.rs`).
+    TokenReply = 10,
+    /// Source to target, sealed: a hash-chain payment (see `chain.rs`).
+    Payment = 11,
 }
 
 impl RecordKind {
@@ -154,6 +179,10 @@ impl RecordKind {
             5 => RecordKind::Complete,
             6 => RecordKind::Commit,
             7 => RecordKind::Abort,
+            8 => RecordKind::VerifyHashes,
+            9 => RecordKind::Token,
+            10 => RecordKind::TokenReply,
+            11 => RecordKind::Payment,
             _ => return None,
         })
     }
@@ -165,8 +194,13 @@ impl RecordKind {
             RecordKind::HelloReply => 8,
             RecordKind::PageBatch => MAX_PAYLOAD,
             RecordKind::CpuContext => MAX_CPU_CONTEXT,
-            RecordKind::Complete | RecordKind::Commit => 0,
+            RecordKind::Complete => 0,
+            RecordKind::Commit => CommitInfo::ENCODED_LEN,
             RecordKind::Abort => 4,
+            RecordKind::VerifyHashes => VERIFY_HEAD_LEN + MAX_VERIFY_HASHES * 8,
+            RecordKind::Token => TOKEN_RECORD_LEN,
+            RecordKind::TokenReply => TOKEN_REPLY_LEN,
+            RecordKind::Payment => PAYMENT_PAYLOAD_LEN,
         }
     }
 }
@@ -589,8 +623,145 @@ pub const ABORT_VERIFY_FAILED: u32 = 3;
 /// Abort reason: the target failed (its log says why).
 pub const ABORT_TARGET_FAILED: u32 = 4;
 
+/// Most hashes in one [`RecordKind::VerifyHashes`] record.
+pub const MAX_VERIFY_HASHES: usize = 16384;
+
+/// Bytes before the hashes of a [`RecordKind::VerifyHashes`] record.
+pub const VERIFY_HEAD_LEN: usize = 16;
+
+/// The checkpoint hashes of a run of consecutive frames (`verify=1`).
+///
+/// Layout (little-endian): first frame `u64`, count `u32`, zero `u32`, then
+/// `count` hashes of 8 bytes. The hash is xxh64 (seed 0) of the page as it
+/// was at the checkpoint, with 0 and `u64::MAX` remapped to 1 and
+/// `u64::MAX - 1`; 0 means "not part of the image, do not check" (free
+/// pages, the migration's own buffers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyHashes<'a> {
+    /// Frame of the first hash.
+    pub first_pfn: u64,
+    hashes: &'a [u8],
+}
+
+impl<'a> VerifyHashes<'a> {
+    /// Decodes and checks a payload.
+    pub fn decode(payload: &'a [u8]) -> Result<Self, WireError> {
+        if payload.len() < VERIFY_HEAD_LEN {
+            return Err(WireError::Truncated);
+        }
+        let first_pfn = le64(&payload[0..]);
+        let count = le32(&payload[8..]) as usize;
+        if le32(&payload[12..]) != 0 || count == 0 || count > MAX_VERIFY_HASHES {
+            return Err(WireError::BadField);
+        }
+        let hashes = &payload[VERIFY_HEAD_LEN..];
+        match hashes.len().cmp(&(count * 8)) {
+            core::cmp::Ordering::Less => return Err(WireError::Truncated),
+            core::cmp::Ordering::Greater => return Err(WireError::TrailingBytes),
+            core::cmp::Ordering::Equal => {}
+        }
+        match first_pfn.checked_add(count as u64) {
+            Some(end) if end <= PFN_LIMIT => {}
+            _ => return Err(WireError::PfnOutOfRange),
+        }
+        Ok(Self { first_pfn, hashes })
+    }
+
+    /// Encodes the hashes of frames `first_pfn..` into `out`; returns the
+    /// payload length.
+    pub fn encode(first_pfn: u64, hashes: &[u64], out: &mut [u8]) -> Result<usize, WireError> {
+        if hashes.is_empty() || hashes.len() > MAX_VERIFY_HASHES {
+            return Err(WireError::BadField);
+        }
+        let len = VERIFY_HEAD_LEN + hashes.len() * 8;
+        if out.len() < len {
+            return Err(WireError::NoSpace);
+        }
+        out[0..8].copy_from_slice(&first_pfn.to_le_bytes());
+        out[8..12].copy_from_slice(&(hashes.len() as u32).to_le_bytes());
+        out[12..16].copy_from_slice(&0u32.to_le_bytes());
+        for (chunk, h) in out[VERIFY_HEAD_LEN..len].chunks_exact_mut(8).zip(hashes) {
+            chunk.copy_from_slice(&h.to_le_bytes());
+        }
+        Ok(len)
+    }
+
+    /// Number of hashes.
+    pub fn len(&self) -> usize {
+        self.hashes.len() / 8
+    }
+
+    /// Whether the record holds no hash (never true of a decoded record).
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    /// Every (frame, hash) pair, zero hashes included.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
+        let first = self.first_pfn;
+        self.hashes
+            .chunks_exact(8)
+            .enumerate()
+            .map(move |(i, h)| (first + i as u64, le64(h)))
+    }
+}
+
+/// The source's side of the downtime: the payload of a
+/// [`RecordKind::Commit`] record (32 bytes, little-endian). Every field is
+/// nanoseconds since the checkpoint began, by the source's monotonic clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommitInfo {
+    /// The guest was stopped (devices frozen, registers and changed pages
+    /// saved) until here.
+    pub stopped_ns: u64,
+    /// The staged pages, hashes and CPU context were sent.
+    pub sent_ns: u64,
+    /// The target's `Complete` arrived.
+    pub complete_ns: u64,
+    /// The commit is being sent.
+    pub commit_ns: u64,
+}
+
+impl CommitInfo {
+    /// Encoded length.
+    pub const ENCODED_LEN: usize = 32;
+
+    /// Encodes the payload.
+    pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
+        let mut out = [0u8; Self::ENCODED_LEN];
+        for (i, v) in [
+            self.stopped_ns,
+            self.sent_ns,
+            self.complete_ns,
+            self.commit_ns,
+        ]
+        .iter()
+        .enumerate()
+        {
+            out[8 * i..8 * i + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Decodes a payload of exactly [`CommitInfo::ENCODED_LEN`] bytes; the
+    /// times must not decrease.
+    pub fn decode(payload: &[u8]) -> Result<Self, WireError> {
+        exact_len(payload, Self::ENCODED_LEN)?;
+        let c = Self {
+            stopped_ns: le64(&payload[0..]),
+            sent_ns: le64(&payload[8..]),
+            complete_ns: le64(&payload[16..]),
+            commit_ns: le64(&payload[24..]),
+        };
+        if c.stopped_ns > c.sent_ns || c.sent_ns > c.complete_ns || c.complete_ns > c.commit_ns {
+            return Err(WireError::BadField);
+        }
+        Ok(c)
+    }
+}
+
 /// What the target needs to jump into the image: the payload of a
-/// [`RecordKind::CpuContext`] record (32 bytes, little-endian).
+/// [`RecordKind::CpuContext`] record (48 bytes, little-endian).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ResumeInfo {
     /// The source's CR3 at the checkpoint.
@@ -601,18 +772,32 @@ pub struct ResumeInfo {
     pub resume_pfn: u64,
     /// Number of pages the source copied at the checkpoint.
     pub staged_pages: u64,
+    /// Number of nonzero hashes sent in [`RecordKind::VerifyHashes`]
+    /// records before this one; 0 when the source did not ask for
+    /// verification.
+    pub verify_pages: u64,
+    /// Frame of the page, not part of the image, where the target leaves
+    /// its [`super::handoff::Handoff`] for the resumed image.
+    pub handoff_pfn: u64,
 }
 
 impl ResumeInfo {
     /// Encoded length.
-    pub const ENCODED_LEN: usize = 32;
+    pub const ENCODED_LEN: usize = 48;
 
     /// Encodes the payload.
     pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
         let mut out = [0u8; Self::ENCODED_LEN];
-        for (i, v) in [self.cr3, self.resume_va, self.resume_pfn, self.staged_pages]
-            .iter()
-            .enumerate()
+        for (i, v) in [
+            self.cr3,
+            self.resume_va,
+            self.resume_pfn,
+            self.staged_pages,
+            self.verify_pages,
+            self.handoff_pfn,
+        ]
+        .iter()
+        .enumerate()
         {
             out[8 * i..8 * i + 8].copy_from_slice(&v.to_le_bytes());
         }
@@ -627,6 +812,8 @@ impl ResumeInfo {
             resume_va: le64(&payload[8..]),
             resume_pfn: le64(&payload[16..]),
             staged_pages: le64(&payload[24..]),
+            verify_pages: le64(&payload[32..]),
+            handoff_pfn: le64(&payload[40..]),
         })
     }
 }

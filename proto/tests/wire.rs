@@ -38,7 +38,7 @@ fn header_refuses_bad_magic_version_kind_and_length() {
     );
     let b = header_bytes(99, 0, 0, VERSION);
     assert_eq!(Header::decode(&b), Err(WireError::UnknownKind(99)));
-    let b = header_bytes(RecordKind::Commit as u16, 1, 0, VERSION);
+    let b = header_bytes(RecordKind::Complete as u16, 1, 0, VERSION);
     assert!(matches!(
         Header::decode(&b),
         Err(WireError::Oversize { .. })
@@ -209,7 +209,7 @@ fn small_records() {
         Err(WireError::TrailingBytes)
     );
     assert!(matches!(
-        encode_record(RecordKind::Commit, 0, &[1], &mut out),
+        encode_record(RecordKind::Complete, 0, &[1], &mut out),
         Err(WireError::Oversize { .. })
     ));
     assert_eq!(
@@ -373,13 +373,139 @@ fn resume_info() {
         resume_va: 0xffff_ffff_c000_1000,
         resume_pfn: 77,
         staged_pages: 9,
+        verify_pages: 4242,
+        handoff_pfn: 0x4321,
     };
     let enc = r.encode();
     assert_eq!(enc.len(), ResumeInfo::ENCODED_LEN);
     assert!(ResumeInfo::ENCODED_LEN <= RecordKind::CpuContext.max_payload());
     assert_eq!(ResumeInfo::decode(&enc), Ok(r));
-    assert_eq!(ResumeInfo::decode(&enc[..31]), Err(WireError::Truncated));
+    assert_eq!(ResumeInfo::decode(&enc[..47]), Err(WireError::Truncated));
     let mut long = enc.to_vec();
     long.push(0);
     assert_eq!(ResumeInfo::decode(&long), Err(WireError::TrailingBytes));
+}
+
+#[test]
+fn verify_hashes_round_trip_and_bounds() {
+    let hashes: Vec<u64> = (0..MAX_VERIFY_HASHES as u64).map(|i| i * 31).collect();
+    let mut buf = vec![0u8; RecordKind::VerifyHashes.max_payload()];
+    let len = VerifyHashes::encode(1000, &hashes, &mut buf).unwrap();
+    assert_eq!(len, RecordKind::VerifyHashes.max_payload());
+    let v = VerifyHashes::decode(&buf[..len]).unwrap();
+    assert_eq!(v.first_pfn, 1000);
+    assert_eq!(v.len(), MAX_VERIFY_HASHES);
+    assert!(v
+        .iter()
+        .enumerate()
+        .all(|(i, (pfn, h))| pfn == 1000 + i as u64 && h == i as u64 * 31));
+
+    // Too many, none, or no room.
+    let too_many = vec![1u64; MAX_VERIFY_HASHES + 1];
+    assert_eq!(
+        VerifyHashes::encode(0, &too_many, &mut buf),
+        Err(WireError::BadField)
+    );
+    assert_eq!(
+        VerifyHashes::encode(0, &[], &mut buf),
+        Err(WireError::BadField)
+    );
+    assert_eq!(
+        VerifyHashes::encode(0, &[1, 2], &mut [0u8; 31]),
+        Err(WireError::NoSpace)
+    );
+
+    // Every truncation is refused.
+    let len = VerifyHashes::encode(5, &[7, 8, 9], &mut buf).unwrap();
+    for cut in 0..len {
+        assert!(VerifyHashes::decode(&buf[..cut]).is_err(), "cut at {cut}");
+    }
+    let mut long = buf[..len].to_vec();
+    long.push(0);
+    assert_eq!(VerifyHashes::decode(&long), Err(WireError::TrailingBytes));
+
+    // A count of zero, a count above the bound, a nonzero pad word, frames
+    // past the limit.
+    let mut bad = buf[..len].to_vec();
+    bad[8..12].copy_from_slice(&0u32.to_le_bytes());
+    assert_eq!(VerifyHashes::decode(&bad), Err(WireError::BadField));
+    bad[8..12].copy_from_slice(&(MAX_VERIFY_HASHES as u32 + 1).to_le_bytes());
+    assert_eq!(VerifyHashes::decode(&bad), Err(WireError::BadField));
+    let mut bad = buf[..len].to_vec();
+    bad[12] = 1;
+    assert_eq!(VerifyHashes::decode(&bad), Err(WireError::BadField));
+    let mut bad = buf[..len].to_vec();
+    bad[0..8].copy_from_slice(&(PFN_LIMIT - 2).to_le_bytes());
+    assert_eq!(VerifyHashes::decode(&bad), Err(WireError::PfnOutOfRange));
+    bad[0..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert_eq!(VerifyHashes::decode(&bad), Err(WireError::PfnOutOfRange));
+
+    // The header bound admits the largest record and nothing longer.
+    let h = header_bytes(
+        8,
+        RecordKind::VerifyHashes.max_payload() as u32 + 1,
+        0,
+        VERSION,
+    );
+    assert!(matches!(
+        Header::decode(&h),
+        Err(WireError::Oversize { .. })
+    ));
+}
+
+#[test]
+fn commit_info_round_trip_and_order() {
+    let c = CommitInfo {
+        stopped_ns: 5,
+        sent_ns: 7,
+        complete_ns: 7,
+        commit_ns: 100,
+    };
+    let enc = c.encode();
+    assert_eq!(enc.len(), RecordKind::Commit.max_payload());
+    assert_eq!(CommitInfo::decode(&enc), Ok(c));
+    assert_eq!(CommitInfo::decode(&enc[..31]), Err(WireError::Truncated));
+    let bad = CommitInfo { sent_ns: 4, ..c };
+    assert_eq!(CommitInfo::decode(&bad.encode()), Err(WireError::BadField));
+}
+
+#[test]
+fn handoff_round_trip_and_refusals() {
+    use selfmig_proto::handoff::{tsc_delta_us, Handoff};
+    let h = Handoff {
+        commit: CommitInfo {
+            stopped_ns: 1,
+            sent_ns: 2,
+            complete_ns: 3,
+            commit_ns: 4,
+        },
+        tsc_commit: 1_000,
+        tsc_jump: 3_000_000,
+        tsc_khz: 2_000_000,
+        pages_received: 42,
+        bytes_received: 4242,
+        pages_verified: 40,
+        staged_pages: 7,
+    };
+    let mut page = vec![0u8; PAGE_SIZE];
+    page[..Handoff::ENCODED_LEN].copy_from_slice(&h.encode());
+    assert_eq!(Handoff::decode(&page), Ok(h));
+    // A page nobody wrote, another version, a zero frequency.
+    assert_eq!(Handoff::decode(&[0u8; PAGE_SIZE]), Err(WireError::BadMagic));
+    let mut other = page.clone();
+    other[4] = 9;
+    assert!(matches!(
+        Handoff::decode(&other),
+        Err(WireError::VersionMismatch { .. })
+    ));
+    let zero_khz = Handoff { tsc_khz: 0, ..h };
+    assert_eq!(
+        Handoff::decode(&zero_khz.encode()),
+        Err(WireError::BadField)
+    );
+    assert_eq!(Handoff::decode(&page[..95]), Err(WireError::Truncated));
+    // 2 GHz: 2,000,000 ticks are 1,000 us.
+    assert_eq!(tsc_delta_us(1_000, 2_001_000, 2_000_000), 1_000);
+    assert_eq!(tsc_delta_us(5, 1, 2_000_000), 0);
+    assert_eq!(tsc_delta_us(0, 100, 0), 0);
 }

@@ -4,7 +4,7 @@
  * path) and wait for its end. A stand-in for the CLI inside the busybox test
  * guests; built static by scripts/mkinitramfs.sh.
  *
- * Usage: selfmig-start A.B.C.D PORT TOKEN_HEX
+ * Usage: selfmig-start A.B.C.D PORT TOKEN_HEX [verify]
  * Exit status: 0 once the migration started and ended in "migrated" (as
  * seen from wherever the guest then runs), 1 on failure, 2 on bad usage.
  */
@@ -34,6 +34,7 @@ struct selfmig_status {
 
 #define SELFMIG_IOC_START _IOW(0xB9, 1, struct selfmig_start)
 #define SELFMIG_IOC_STATUS _IOR(0xB9, 2, struct selfmig_status)
+#define SELFMIG_START_VERIFY 1
 
 int main(int argc, char **argv)
 {
@@ -43,11 +44,14 @@ int main(int argc, char **argv)
 	size_t len = 0;
 	int fd;
 
-	if (argc != 4 || inet_pton(AF_INET, argv[1], s.addr) != 1 || strlen(argv[3]) % 2 ||
-	    strlen(argv[3]) / 2 > sizeof(token)) {
-		fprintf(stderr, "usage: selfmig-start A.B.C.D PORT TOKEN_HEX\n");
+	if (argc < 4 || argc > 5 || inet_pton(AF_INET, argv[1], s.addr) != 1 ||
+	    strlen(argv[3]) % 2 || strlen(argv[3]) / 2 > sizeof(token) ||
+	    (argc == 5 && strcmp(argv[4], "verify"))) {
+		fprintf(stderr, "usage: selfmig-start A.B.C.D PORT TOKEN_HEX [verify]\n");
 		return 2;
 	}
+	if (argc == 5)
+		s.flags |= SELFMIG_START_VERIFY;
 	for (; len < strlen(argv[3]) / 2; len++)
 		sscanf(argv[3] + 2 * len, "%2hhx", &token[len]);
 	s.port = atoi(argv[2]);

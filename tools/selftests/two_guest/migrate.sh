@@ -6,7 +6,9 @@
 # counter process, and serves an echo session to a client in the namespace.
 # After the migration, on the target: the same PID carries on counting, the
 # data checksum matches, the client's session never reconnected, and the
-# source VM has exited. TAP output.
+# source VM has exited, and with verify=1 the target checked every page of
+# the image against the source's checkpoint hashes before resuming it. TAP
+# output.
 #
 # Usage: migrate.sh KDIR INITRD   (as root; SELFMIG_SMP sets vCPUs, default 1)
 set -uo pipefail
@@ -27,7 +29,7 @@ stat() {
 	vm_exec "$1" "sed -n 's/^$2: //p' $SM/stats"
 }
 
-tap_plan 8
+tap_plan 10
 harness_init "$kdir" "$initrd"
 tap_diag "accelerator: $(vm_accel), vCPUs per guest: $smp"
 vm_boot src "$SRC" "$smp"
@@ -50,7 +52,7 @@ count_before=$(vm_exec src 'cat /tmp/count')
 # The migration, through sysfs.
 vm_exec dst "echo 0.0.0.0:7000 > $IL/listen && echo 000102030405060708090a0b0c0d0e0f > $IL/key && echo 1 > $IL/enable" >/dev/null
 start=$(date +%s.%N)
-vm_exec src "echo 00112233445566778899aabbccddeeff > $SM/token && echo $DST:7000 > $SM/target && echo 1 > $SM/start" >/dev/null
+vm_exec src "echo 00112233445566778899aabbccddeeff > $SM/token && echo 1 > $SM/verify && echo $DST:7000 > $SM/target && echo 1 > $SM/start" >/dev/null
 
 source_exited() {
 	local t
@@ -75,6 +77,29 @@ migrated() {
 }
 tap_result "the guest answers at its address from the target VM, status migrated" migrated
 tap_diag "stats: rounds=$(stat src round) pages_sent=$(stat src pages_sent) staged=$(stat src staged_pages) downtime_us(guest clock)=$(stat src downtime_us)"
+
+verified() {
+	local n line
+	n=$(stat src verify_pages)
+	line=$(grep -a "verify: all .* pages match" "$HARNESS_DIR/dst.log" | tail -n 1)
+	tap_diag "source sent $n page hashes; target said: ${line:-nothing}"
+	[ "${n:-0}" -gt 0 ] && [[ "$line" == *"verify: all $n pages match their checkpoint hash"* ]]
+}
+tap_result "verify=1: the target checked every page against its checkpoint hash" verified
+
+downtime_phases() {
+	local total sum=0 p v line=""
+	total=$(stat src downtime_us)
+	for p in checkpoint transfer target commit jump resume; do
+		v=$(stat src downtime_${p}_us)
+		line+=" $p=${v}us"
+		sum=$((sum + v))
+	done
+	tap_diag "downtime ${total}us (guest's clocks):$line"
+	[ "${total:-0}" -gt 0 ] && [ "$total" = "$sum" ] && [ "$(stat src downtime_checkpoint_us)" -gt 0 ] &&
+		[ "$(stat src downtime_resume_us)" -gt 0 ]
+}
+tap_result "the migrated guest reports its downtime, phase by phase" downtime_phases
 
 same_pid_counts() {
 	local pid c1 c2

@@ -5,7 +5,8 @@
 # waits on /dev/self_migrate through the move and reports from the target);
 # after every hop its counter process (same PID) carries on, its data
 # checksum holds, it answers at its own address, and the VM it left has
-# exited. Guests have SELFMIG_SMP vCPUs (default 2). TAP output.
+# exited, and the target verified every page before resuming (verify=1).
+# Guests have SELFMIG_SMP vCPUs (default 2). TAP output.
 #
 # Usage: pingpong.sh KDIR INITRD [HOPS]   (as root)
 set -uo pipefail
@@ -44,11 +45,11 @@ hop() {
 	if ((n % 2 == 0)); then
 		# The ioctl path: the tool's own TCP session to us survives the move.
 		local said
-		said=$(vm_exec guest "selfmig-start $ip 7000 00ff") || { tap_diag "hop $n: selfmig-start: $said"; return 1; }
+		said=$(vm_exec guest "selfmig-start $ip 7000 00ff verify") || { tap_diag "hop $n: selfmig-start: $said"; return 1; }
 		tap_diag "hop $n (ioctl): selfmig-start says: $said"
 		[[ "$said" == migrated* ]] || return 1
 	else
-		vm_exec guest "echo 00ff > $SM/token && echo $ip:7000 > $SM/target && echo 1 > $SM/start" >/dev/null || return 1
+		vm_exec guest "echo 00ff > $SM/token && echo 1 > $SM/verify && echo $ip:7000 > $SM/target && echo 1 > $SM/start" >/dev/null || return 1
 	fi
 	for ((t = 0; t < 600; t++)); do
 		kill -0 "${VM_PID[$host]}" 2>/dev/null || break
@@ -68,7 +69,10 @@ hop() {
 	now_pid=$(vm_exec guest 'cat /tmp/count.pid') now_count=$(vm_exec guest 'sleep 0.3; cat /tmp/count')
 	now_sum=$(vm_exec guest 'md5sum /tmp/data | cut -d" " -f1')
 	tap_diag "hop $n: now in VM $host ($(vm_exec guest 'cat /sys/devices/system/cpu/online') online); counter pid $now_pid, count $count -> $now_count"
-	[ "$s" = migrated ] && [ "$now_pid" = "$pid" ] && [ "$now_count" -gt "$count" ] && [ "$now_sum" = "$sum" ] &&
+	grep -aq "verify: all .* pages match their checkpoint hash" "$HARNESS_DIR/$next.log" ||
+		tap_diag "hop $n: the target did not report a verified image"
+	[ "$s" = migrated ] && [ "$now_pid" = "$pid" ] &&
+		grep -aq "verify: all .* pages match their checkpoint hash" "$HARNESS_DIR/$next.log" && [ "$now_count" -gt "$count" ] && [ "$now_sum" = "$sum" ] &&
 		vm_exec guest "kill -0 $pid" >/dev/null
 }
 

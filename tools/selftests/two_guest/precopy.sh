@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Every failure before commit: no listener, a target of another shape,
-# abort during round 0, a target dying mid-stream. In each the source keeps
+# abort during round 0, a target dying mid-stream, a stream damaged in
+# transit (caught by verify=1). In each the source keeps
 # running with a status that says what happened; afterwards the loader that
 # saw the abort takes the next migration, which completes (with the
 # configured vCPUs: SELFMIG_SMP, default 2). TAP output.
@@ -68,7 +69,7 @@ loader_state() {
 	[ "$status" = listening ] && [ "$admitted" = "$2" ]
 }
 
-tap_plan 13
+tap_plan 16
 harness_init "$kdir" "$initrd"
 tap_diag "accelerator: $(vm_accel)"
 smp=${SELFMIG_SMP:-2}
@@ -121,8 +122,27 @@ tap_result "target killed mid-stream: source fails with a network error" \
 	ended src failed "104 110 32" "the peer failed"
 tap_result "target killed: source keeps running" alive src
 
-# 5. After all that, the first target takes the next migration, and it
-#    completes: the source powers off and the guest answers from the target.
+# 5. verify=1 with a man in the middle flipping one bit of a page copied at
+#    the checkpoint: the target finds the page differs from its checkpoint
+#    hash and refuses to resume; the source carries on.
+vm_exec src "echo 1 > $SM/verify" >/dev/null
+ns python3 "$top/tools/selftests/two_guest/tamper_proxy.py" \
+	"$HARNESS_CLIENT_IP" 7100 "$DST" 7000 final > "$HARNESS_DIR/tamper.out" &
+proxy=$!
+sleep 0.5
+vm_exec src "echo $HARNESS_CLIENT_IP:7100 > $SM/target && echo 1 > $SM/start" >/dev/null
+tap_result "damaged stream: verify refuses it, the source fails with EREMOTEIO" \
+	ended src failed 121 "target found the image corrupt"
+wait "$proxy"
+tap_diag "proxy: $(cat "$HARNESS_DIR/tamper.out")"
+tap_result "damaged stream: source keeps running" alive src
+tap_result "damaged stream: the loader counted a verify failure and listens again" \
+	eval 'loader_state dst 2 && [ "$(stat dst $IL verify_failures)" = 1 ] &&
+		grep -aq "verify: 1 pages differ from their checkpoint hash" "$HARNESS_DIR/dst.log"'
+
+# 6. After all that, the first target takes the next migration (verified),
+#    and it completes: the source powers off and the guest answers from the
+#    target.
 start_to "$DST"
 gone() {
 	local t
