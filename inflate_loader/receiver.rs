@@ -158,6 +158,9 @@ fn restore_on_commit(
         bytes_received: chan.bytes_received,
         pages_verified: control::with(|c| c.counters.pages_verified).unwrap_or(0),
         staged_pages: info.staged_pages,
+        tsc_trampoline: 0,
+        tsc_copied: 0,
+        pages_in_place: 0,
     };
     pr_info!("commit received; jumping into the image\n");
     Err(restore::jump(&prepared, cpus, handoff))

@@ -14,7 +14,7 @@ use crate::bindings;
 use crate::failure::{Context, Failure};
 use crate::image::{frame_ptr, Image};
 use crate::pm::{self, Msg};
-use crate::proto::handoff::Handoff;
+use crate::proto::handoff::{Handoff, STAMP_OFFSET};
 use crate::proto::machine::MachineDesc;
 use crate::proto::wire::{PageContent, ResumeInfo, PAGE_SIZE};
 use crate::trampoline;
@@ -262,6 +262,7 @@ pub(crate) fn jump(p: &Prepared, cpus: pm::OfflineCpus, mut handoff: Handoff) ->
             in("rsi") p.list,
             in("rdx") p.info.cr3,
             in("rcx") p.info.resume_va,
+            in("r8") frame_ptr(p.info.handoff_pfn) as u64 + STAMP_OFFSET as u64,
             options(noreturn)
         )
     }

@@ -6,10 +6,14 @@
 //! counterpart of `core_restore_code` in `arch/x86/power/hibernate_asm_64.S`).
 //!
 //! Entry: `rdi` temporary CR3, `rsi` first copy-list page (direct-map
-//! address), `rdx` the source's CR3, `rcx` the source's resume entry. A
+//! address), `rdx` the source's CR3, `rcx` the source's resume entry, `r8`
+//! where to store two time-stamp counter readings (at entry, after the
+//! copy) and the number of pages it found already in place: the hand-off
+//! page's stamp words at home, see `proto::handoff`. A
 //! copy-list page holds the next page's address, a count, then that many
 //! (source, destination) direct-map address pairs. It uses no stack and
-//! touches no memory but the list, the slots and the destinations.
+//! touches no memory but the list, the slots and the destinations; it
+//! clobbers every general-purpose register (it never returns).
 
 // Assembled into read-only data: it only runs from the copy made in a spare
 // frame, never in place (objtool would rightly call it unreachable code).
@@ -19,8 +23,14 @@ core::arch::global_asm!(
     ".globl selfmig_trampoline_end",
     ".p2align 4",
     "selfmig_trampoline_start:",
-    "mov r8, rcx",
-    "mov r9, rdx",
+    "mov r14, rcx",
+    "mov r15, rdx",
+    "mov r13, r8",
+    "xor r8d, r8d",
+    "rdtsc",
+    "shl rdx, 32",
+    "or rax, rdx",
+    "mov r9, rax",
     "mov cr3, rdi",
     // Flush global TLB entries too (and every PCID): toggle CR4.PGE.
     "mov rax, cr4",
@@ -39,8 +49,52 @@ core::arch::global_asm!(
     "jz 4f",
     "mov rsi, [r10]",
     "mov rdi, [r10 + 8]",
-    "mov ecx, 512",
-    "rep movsq",
+    // Compare first: a page already holding the right bytes (kernel text
+    // when both sides run the same build) is left alone. Writes cost more
+    // than reads where the destination held code that ran (an emulator
+    // must invalidate what it translated), and on hardware a read of the
+    // destination is cheap next to the copy.
+    "xor ecx, ecx",
+    "7:",
+    "mov rax, [rsi + rcx]",
+    "cmp rax, [rdi + rcx]",
+    "jne 8f",
+    "add ecx, 8",
+    "cmp ecx, 4096",
+    "jb 7b",
+    "inc r8",
+    "jmp 9f",
+    // From the 64-byte block holding the first difference to the end of
+    // the page, 64 bytes per iteration through registers.
+    "8:",
+    "and ecx, -64",
+    "add rsi, rcx",
+    "add rdi, rcx",
+    "neg ecx",
+    "add ecx, 4096",
+    "shr ecx, 6",
+    "6:",
+    "mov rax, [rsi]",
+    "mov rbx, [rsi + 8]",
+    "mov rbp, [rsi + 16]",
+    "mov r12, [rsi + 24]",
+    "mov [rdi], rax",
+    "mov [rdi + 8], rbx",
+    "mov [rdi + 16], rbp",
+    "mov [rdi + 24], r12",
+    "mov rax, [rsi + 32]",
+    "mov rbx, [rsi + 40]",
+    "mov rbp, [rsi + 48]",
+    "mov r12, [rsi + 56]",
+    "mov [rdi + 32], rax",
+    "mov [rdi + 40], rbx",
+    "mov [rdi + 48], rbp",
+    "mov [rdi + 56], r12",
+    "add rsi, 64",
+    "add rdi, 64",
+    "dec ecx",
+    "jnz 6b",
+    "9:",
     "add r10, 16",
     "dec rdx",
     "jmp 3b",
@@ -48,8 +102,14 @@ core::arch::global_asm!(
     "mov r11, [r11]",
     "jmp 2b",
     "5:",
-    "mov rcx, r9",
-    "jmp r8",
+    "rdtsc",
+    "shl rdx, 32",
+    "or rax, rdx",
+    "mov [r13], r9",
+    "mov [r13 + 8], rax",
+    "mov [r13 + 16], r8",
+    "mov rcx, r15",
+    "jmp r14",
     "selfmig_trampoline_end:",
     ".popsection",
 );

@@ -20,8 +20,10 @@ use crate::precopy::{direct_map_page, RamWalk};
 use crate::proto::machine::MachineDesc;
 use crate::staging::Staging;
 use crate::tracker::Tracker;
+use crate::tsc;
 use crate::verify::Verify;
 use core::ffi::c_void;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
 
 /// How a checkpoint ended.
@@ -92,6 +94,35 @@ fn now_ns() -> i64 {
     unsafe { bindings::ktime_get() }
 }
 
+/// Points on the way back from a checkpoint, for timing the resume.
+#[derive(Clone, Copy)]
+pub(crate) enum Mark {
+    /// Execution is back from `save_context`.
+    Entry = 0,
+    /// `syscore_resume()` is done.
+    Syscore = 1,
+    /// Devices are out of their late/noirq state.
+    DevicesEarly = 2,
+    /// Devices are resumed.
+    Devices = 3,
+    /// Secondary CPUs are online again.
+    Cpus = 4,
+}
+
+/// Time-stamp counter at each [`Mark`] of the last return from a
+/// checkpoint (module data, so a restored image has its own).
+static MARKS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+
+/// Records the counter at `m`.
+fn mark(m: Mark) {
+    MARKS[m as usize].store(tsc::rdtsc(), Ordering::Relaxed);
+}
+
+/// The counter at `m` on the last return from a checkpoint.
+pub(crate) fn marked(m: Mark) -> u64 {
+    MARKS[m as usize].load(Ordering::Relaxed)
+}
+
 /// Saves (`save`) or restores sched_clock's state across the checkpoint, as
 /// `save_processor_state()` / `restore_processor_state()` do.
 fn sched_clock_state(save: bool) {
@@ -134,7 +165,9 @@ fn stop_cpu(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
         // Resumed on the target: sched_clock must continue from here.
         sched_clock_state(false);
     }
+    mark(Mark::Entry);
     pm::syscore_resume();
+    mark(Mark::Syscore);
     pm::irqs_on();
     match ret {
         1 => Ok(true),
@@ -158,6 +191,7 @@ fn stop_devices_late(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
     }
     let result = stop_cpu(job);
     pm::dpm_resume_start(resume_msg(&result));
+    mark(Mark::DevicesEarly);
     result
 }
 
@@ -181,6 +215,7 @@ fn stop_devices(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
     }
     let result = stop_devices_late(job);
     pm::dpm_resume_end(resume_msg(&result));
+    mark(Mark::Devices);
     result
 }
 
@@ -202,6 +237,7 @@ pub(crate) fn take(
     };
     let result = stop_devices(&mut job);
     drop(cpus);
+    mark(Mark::Cpus);
     match result? {
         true => Ok(Outcome::Restored),
         false => Ok(Outcome::Saved {

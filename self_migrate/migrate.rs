@@ -11,7 +11,7 @@
 use crate::announce;
 use crate::bindings;
 use crate::channel::Channel;
-use crate::checkpoint::{self, Outcome};
+use crate::checkpoint::{self, Mark, Outcome};
 use crate::control::{self, Request, Tracker};
 use crate::cpu_context;
 use crate::dma;
@@ -21,7 +21,7 @@ use crate::failure::{Context, Failure};
 use crate::fence::Fence;
 use crate::machine;
 use crate::precopy;
-use crate::proto::handoff::Handoff;
+use crate::proto::handoff::{tsc_delta_us, Handoff};
 use crate::proto::machine::{MachineDesc, Mismatch};
 use crate::proto::uapi::{self, State};
 use crate::proto::wire::{
@@ -282,6 +282,20 @@ fn resumed(handoff: &[u8], t0: i64, verify: bool) -> i64 {
         phases.commit_us,
         phases.jump_us,
         phases.resume_us
+    );
+    let at = |m| tsc_delta_us(h.tsc_jump, checkpoint::marked(m), h.tsc_khz);
+    let (entry, syscore) = (at(Mark::Entry), at(Mark::Syscore));
+    let (early, devices, cpus) = (at(Mark::DevicesEarly), at(Mark::Devices), at(Mark::Cpus));
+    let copy = tsc_delta_us(h.tsc_trampoline, h.tsc_copied, h.tsc_khz);
+    pr_info!(
+        "resume: trampoline {} us (copy {}, {} slotted pages already in place), syscore {}, devices (noirq/early) {}, devices {}, CPUs {}\n",
+        entry,
+        copy,
+        h.pages_in_place,
+        syscore.saturating_sub(entry),
+        early.saturating_sub(syscore),
+        devices.saturating_sub(early),
+        cpus.saturating_sub(devices)
     );
     if verify {
         pr_info!(

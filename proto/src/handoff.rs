@@ -26,7 +26,13 @@
 //!     72     8  bytes received
 //!     80     8  pages verified (0 without verify)
 //!     88     8  pages staged at the checkpoint
+//!     96     8  target TSC when the trampoline started  (written by it)
+//!    104     8  target TSC when it had copied every page (written by it)
+//!    112     8  slotted pages found already in place    (written by it)
 //! ```
+//!
+//! The loader writes the first 96 bytes; the trampoline stores the last
+//! three words at [`STAMP_OFFSET`] in the page's home frame, after its copy.
 
 use super::wire::{CommitInfo, WireError};
 
@@ -35,6 +41,9 @@ pub const HANDOFF_MAGIC: [u8; 4] = *b"SMHO";
 
 /// Version of the layout.
 pub const HANDOFF_VERSION: u32 = 1;
+
+/// Offset of the trampoline's two time-stamp words in the page.
+pub const STAMP_OFFSET: usize = 96;
 
 /// What the loader tells the image it resumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,6 +64,13 @@ pub struct Handoff {
     pub pages_verified: u64,
     /// Pages the source copied at the checkpoint.
     pub staged_pages: u64,
+    /// Target TSC when the trampoline started (0 until it ran).
+    pub tsc_trampoline: u64,
+    /// Target TSC when the trampoline had copied every page.
+    pub tsc_copied: u64,
+    /// Slotted pages the trampoline found already holding their bytes at
+    /// home (not copied).
+    pub pages_in_place: u64,
 }
 
 /// Microseconds between two readings of a counter running at `khz`
@@ -69,7 +85,7 @@ pub fn tsc_delta_us(from: u64, to: u64, khz: u64) -> u64 {
 
 impl Handoff {
     /// Encoded length.
-    pub const ENCODED_LEN: usize = 96;
+    pub const ENCODED_LEN: usize = 120;
 
     /// Encodes the hand-off.
     pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
@@ -85,6 +101,9 @@ impl Handoff {
             self.bytes_received,
             self.pages_verified,
             self.staged_pages,
+            self.tsc_trampoline,
+            self.tsc_copied,
+            self.pages_in_place,
         ]
         .iter()
         .enumerate()
@@ -124,6 +143,9 @@ impl Handoff {
             bytes_received: w(4),
             pages_verified: w(5),
             staged_pages: w(6),
+            tsc_trampoline: w(7),
+            tsc_copied: w(8),
+            pages_in_place: w(9),
         };
         if h.tsc_khz == 0 || h.tsc_jump < h.tsc_commit {
             return Err(WireError::BadField);

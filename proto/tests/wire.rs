@@ -486,6 +486,9 @@ fn handoff_round_trip_and_refusals() {
         bytes_received: 4242,
         pages_verified: 40,
         staged_pages: 7,
+        tsc_trampoline: 3_000_100,
+        tsc_copied: 3_100_000,
+        pages_in_place: 3,
     };
     let mut page = vec![0u8; PAGE_SIZE];
     page[..Handoff::ENCODED_LEN].copy_from_slice(&h.encode());
@@ -503,7 +506,12 @@ fn handoff_round_trip_and_refusals() {
         Handoff::decode(&zero_khz.encode()),
         Err(WireError::BadField)
     );
-    assert_eq!(Handoff::decode(&page[..95]), Err(WireError::Truncated));
+    assert_eq!(Handoff::decode(&page[..119]), Err(WireError::Truncated));
+    // The trampoline's stamps sit where the layout says.
+    assert_eq!(
+        page[selfmig_proto::handoff::STAMP_OFFSET..][..8],
+        3_000_100u64.to_le_bytes()
+    );
     // 2 GHz: 2,000,000 ticks are 1,000 us.
     assert_eq!(tsc_delta_us(1_000, 2_001_000, 2_000_000), 1_000);
     assert_eq!(tsc_delta_us(5, 1, 2_000_000), 0);
