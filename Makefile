@@ -3,8 +3,9 @@
 # selfmig: out-of-tree Rust kernel modules for guest self-migration.
 #
 #   make              build self_migrate.ko and inflate_loader.ko
+#   make cli          build the selfmig command-line tool (static)
 #   make check        every test: cargo, kselftests in a guest, two-guest harness
-#   make demo         bring up source and target guests and show their status
+#   make demo         a live guest migrates itself with the CLI; prints a report
 #   make CLIPPY=1     build with clippy (must print no warnings)
 #   make rust-analyzer  write rust-project.json for editors
 #
@@ -26,7 +27,7 @@ KDIR_DEP := kernel
 KDIR = $(shell cat $(TOP)/build/kdir 2>/dev/null)
 endif
 
-.PHONY: all modules kernel setup clean check demo rust-analyzer fmt fmt-check
+.PHONY: all modules kernel setup clean check demo cli rust-analyzer fmt fmt-check
 
 all: modules
 
@@ -48,13 +49,14 @@ rust-analyzer: $(KDIR_DEP)
 
 clean:
 	-[ -z "$(KDIR)" ] || $(KMAKE) clean
-	rm -rf $(TOP)/build $(TOP)/proto/target
+	rm -rf $(TOP)/build $(TOP)/proto/target $(TOP)/tools/selfmig/target
 	find $(TOP) -name bindings_generated.rs -delete
 
 # rustfmt follows `mod` declarations, so the crate roots cover every file
 # of the modules, ksupport/ and the proto/ files they include.
 RUSTFMT_ROOTS := self_migrate/main.rs inflate_loader/inflate_loader.rs \
-	proto/src/lib.rs proto/tests/*.rs
+	proto/src/lib.rs proto/tests/*.rs tools/selfmig/src/main.rs \
+	tools/selfmig/tests/*.rs
 
 fmt:
 	cd $(TOP) && rustfmt --edition 2021 --config-path .rustfmt.toml $(RUSTFMT_ROOTS)
@@ -64,6 +66,9 @@ fmt-check:
 
 check: modules
 	@$(TOP)/scripts/check.sh
+
+cli:
+	@$(TOP)/scripts/build-cli.sh
 
 demo: modules
 	@$(TOP)/scripts/demo.sh

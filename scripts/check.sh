@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # `make check`: every test, then one summary line "N passed, N failed".
-#   1. lint: rustfmt clean, `make CLIPPY=1` without warnings
-#   2. proto/ host tests (cargo test)
+#   1. lint: rustfmt clean, `make CLIPPY=1` without warnings, the CLI's
+#      clippy without warnings
+#   2. host tests (cargo test): proto/, the selfmig CLI
 #   3. kselftests in a virtme-ng guest (module load/unload, sysfs, ioctl)
 #   4. two-guest harness: bring-up; connection, admission, pre-copy,
 #      checkpoint and every failure before commit; a full migration; five
@@ -27,7 +28,7 @@ add() {
 
 echo "== lint"
 {
-	tap_plan 2
+	tap_plan 3
 	tap_result "rustfmt --check" quiet make -s -C "$SELFMIG_TOP" fmt-check
 	make -C "$SELFMIG_TOP" CLIPPY=1 modules > "$logs/clippy.log" 2>&1
 	clippy_rc=$?
@@ -35,15 +36,23 @@ echo "== lint"
 		eval '[ $clippy_rc = 0 ] && ! grep -Eq "^(warning|error)" "$logs/clippy.log"'
 	# Leave the regular (non-clippy) objects behind.
 	make -s -C "$SELFMIG_TOP" modules > /dev/null 2>&1
+	tap_result "the selfmig CLI: cargo clippy, no warnings" quiet \
+		cargo clippy --quiet --locked --all-targets --manifest-path "$SELFMIG_TOP/tools/selfmig/Cargo.toml" -- -D warnings
 } | tee "$logs/lint.tap"
 read -r p f s < <(tap_count "$logs/lint.tap")
 add "$p" "$f" "$s" lint
 
-echo "== proto: cargo test"
-if cargo test --manifest-path "$SELFMIG_TOP/proto/Cargo.toml" 2>&1 | tee "$logs/cargo.log" | grep -E "^test |test result"; then :; fi
-read -r p f < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$logs/cargo.log")
-grep -q "^test result:" "$logs/cargo.log" || f=$((f + 1))
-add "$p" "$f" 0 proto
+# cargo_suite NAME DIR: cargo test in DIR, counted.
+cargo_suite() {
+	local log="$logs/cargo-$1.log" p f
+	echo "== $1: cargo test"
+	if cargo test --locked --manifest-path "$2/Cargo.toml" 2>&1 | tee "$log" | grep -E "^test |test result"; then :; fi
+	read -r p f < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
+	grep -q "^test result:" "$log" || f=$((f + 1))
+	add "$p" "$f" 0 "$1"
+}
+cargo_suite proto "$SELFMIG_TOP/proto"
+cargo_suite cli "$SELFMIG_TOP/tools/selfmig"
 
 echo "== kselftests in a virtme-ng guest"
 "$SELFMIG_TOP/scripts/run-kselftests.sh" "$kdir" 2>&1 | tee "$logs/kselftest.tap"

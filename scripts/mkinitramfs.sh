@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Build the test guests' initramfs: busybox-static, scripts/guest/init, the
-# two selfmig modules, selfmig-start (the ioctl path) and selfmig-workload. Usage: mkinitramfs.sh KDIR OUT
+# two selfmig modules, the selfmig CLI (static) and selfmig-workload.
+# Usage: mkinitramfs.sh KDIR OUT
 #
 # The archive is made with the kernel's own usr/gen_init_cpio, so device
 # nodes (/dev/console) need no root and the output is reproducible.
@@ -18,12 +19,9 @@ if command -v file >/dev/null && ! file -L "$busybox" | grep -q "statically link
 	die "$busybox is not static: install busybox-static"
 fi
 
+cli=$("$SELFMIG_TOP/scripts/build-cli.sh")
 list=$(mktemp)
-tool=$(mktemp)
-trap 'rm -f "$list" "$tool"' EXIT
-# A static stand-in for the CLI that drives the ioctl path in the guest.
-cc -static -O2 -Wall -o "$tool" "$SELFMIG_TOP/scripts/guest/selfmig_start.c" ||
-	die "cannot build scripts/guest/selfmig_start.c statically (libc6-dev?)"
+trap 'rm -f "$list"' EXIT
 {
 	echo "dir /dev 0755 0 0"
 	echo "nod /dev/console 0600 0 0 c 5 1"
@@ -34,7 +32,7 @@ cc -static -O2 -Wall -o "$tool" "$SELFMIG_TOP/scripts/guest/selfmig_start.c" ||
 	echo "file /bin/busybox $busybox 0755 0 0"
 	echo "slink /bin/sh busybox 0777 0 0"
 	echo "file /init $SELFMIG_TOP/scripts/guest/init 0755 0 0"
-	echo "file /bin/selfmig-start $tool 0755 0 0"
+	echo "file /bin/selfmig $cli 0755 0 0"
 	echo "file /bin/selfmig-workload $SELFMIG_TOP/scripts/guest/workload 0755 0 0"
 	for m in self_migrate inflate_loader; do
 		ko="$SELFMIG_TOP/$m/$m.ko"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Ping-pong: the same guest migrates five times in a row, each time to a
-# fresh VM, alternating the sysfs and the ioctl path (selfmig-start, which
-# waits on /dev/self_migrate through the move and reports from the target);
+# fresh VM, alternating the sysfs path and the selfmig CLI (the ioctl path:
+# it waits on /dev/self_migrate through the move and prints its JSON report
+# from the target, which is checked);
 # after every hop its counter process (same PID) carries on, its data
 # checksum holds, it answers at its own address, and the VM it left has
 # exited, and the target verified every page before resuming (verify=1).
@@ -43,11 +44,12 @@ hop() {
 	vm_exec "$next" "echo 0.0.0.0:7000 > $IL/listen && echo 000102030405060708090a0b0c0d0e0f > $IL/key && echo 1 > $IL/enable" >/dev/null || return 1
 	count=$(vm_exec guest 'cat /tmp/count')
 	if ((n % 2 == 0)); then
-		# The ioctl path: the tool's own TCP session to us survives the move.
+		# The CLI (ioctl path): its own TCP session to us survives the move.
 		local said
-		said=$(vm_exec guest "selfmig-start $ip 7000 00ff verify") || { tap_diag "hop $n: selfmig-start: $said"; return 1; }
-		tap_diag "hop $n (ioctl): selfmig-start says: $said"
-		[[ "$said" == migrated* ]] || return 1
+		said=$(vm_exec guest "echo 00ff > /tmp/token && selfmig migrate --to $ip:7000 --token /tmp/token --verify --json --no-progress 2>/dev/null") ||
+			{ tap_diag "hop $n: selfmig migrate: $said"; return 1; }
+		tap_diag "hop $n (CLI): $said"
+		python3 "$top/tools/selftests/two_guest/check_report.py" "$said" || return 1
 	else
 		vm_exec guest "echo 00ff > $SM/token && echo 1 > $SM/verify && echo $ip:7000 > $SM/target && echo 1 > $SM/start" >/dev/null || return 1
 	fi
