@@ -88,6 +88,8 @@ pub(crate) struct Extra {
     pub(crate) verify_pages: u64,
     /// Where the downtime of the last migration went.
     pub(crate) downtime: crate::downtime::Phases,
+    /// The tracker the last migration used (`None` before one ran).
+    pub(crate) tracker_used: Option<Tracker>,
 }
 
 /// The migration thread and what others need to reach it.

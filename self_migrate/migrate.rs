@@ -136,6 +136,7 @@ fn session(
     if req.tracker == Tracker::Paging {
         pr_info!("paging tracker not implemented yet; using the content-hash tracker\n");
     }
+    control::update(|_, x| x.tracker_used = Some(Tracker::Hash));
     let mut tracker = HashTracker::new(desc).context("cannot allocate the page hashes")?;
     let mut buf = KVVec::from_elem(0u8, HEADER_LEN + MAX_PAYLOAD, GFP_KERNEL)
         .map_err(|_| ENOMEM)

@@ -111,6 +111,10 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
     out.line(format_args!("staged_pages: {}", x.staged_pages))?;
     out.line(format_args!("checkpoint_us: {}", x.checkpoint_us))?;
     out.line(format_args!("verify_pages: {}", x.verify_pages))?;
+    out.line(format_args!(
+        "tracker_used: {}",
+        x.tracker_used.map_or("none", |t| t.as_str())
+    ))?;
     out.line(format_args!("fenced_packets: {}", crate::fence::dropped()))?;
     out.line(format_args!(
         "expected_downtime_us: {}",

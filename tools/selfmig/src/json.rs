@@ -92,6 +92,9 @@ pub struct MigrateReport {
     pub target: String,
     /// The tracker requested.
     pub tracker: Tracker,
+    /// The tracker the module used (`stats`: `tracker_used`), or null if
+    /// unknown.
+    pub tracker_used: Option<String>,
     /// Whether verification was requested.
     pub verify: bool,
     /// The downtime target in effect, in milliseconds.
@@ -141,9 +144,14 @@ impl MigrateReport {
             state: status.map(|s| s.state.as_str()),
             target: req.target.to_string(),
             tracker: req.tracker,
+            tracker_used: stats
+                .and_then(|x| x.get("tracker_used"))
+                .filter(|t| *t != "none")
+                .map(str::to_string),
             verify: req.verify,
             max_downtime_ms: req.effective_max_downtime_ms(),
-            rounds: s.round,
+            // `round` is the index of the last round: round 0 counts.
+            rounds: if s.pages_sent > 0 { s.round + 1 } else { 0 },
             pages_sent: s.pages_sent,
             bytes_sent: s.bytes_sent,
             zero_pages: stats.and_then(|x| x.get_u64("zero_pages")),
@@ -244,7 +252,7 @@ mod tests {
     }
 
     /// `stats` lines of a verified migration, as the module prints them.
-    const MIGRATED_STATS: &str = "zero_pages: 3012\nverify_pages: 41466\n\
+    const MIGRATED_STATS: &str = "zero_pages: 3012\nverify_pages: 41466\ntracker_used: hash\n\
         downtime_us: 42117\ndowntime_checkpoint_us: 9000\ndowntime_transfer_us: 6000\n\
         downtime_target_us: 12000\ndowntime_commit_us: 17\ndowntime_jump_us: 5000\n\
         downtime_resume_us: 10100\n";
@@ -408,7 +416,8 @@ mod tests {
         assert_eq!(v["tracker"], "hash");
         assert_eq!(v["verify"], true);
         assert_eq!(v["max_downtime_ms"], 50);
-        assert_eq!(v["rounds"], 4);
+        assert_eq!(v["rounds"], 5);
+        assert_eq!(v["tracker_used"], "hash");
         assert_eq!(v["pages_sent"], 131_072);
         assert_eq!(v["bytes_sent"], 537_285_632u64);
         assert_eq!(v["zero_pages"], 3012);

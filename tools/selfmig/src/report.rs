@@ -91,7 +91,11 @@ pub fn migrate(r: &MigrateReport) -> String {
         "tracker",
         format!(
             "{}, verify {}",
-            r.tracker.as_str(),
+            match r.tracker_used.as_deref() {
+                Some(used) if used != r.tracker.as_str() =>
+                    format!("{used} ({} requested)", r.tracker.as_str()),
+                _ => r.tracker.as_str().to_string(),
+            },
             match (r.verify, r.verified_pages) {
                 (true, Some(n)) => format!("on ({n} pages checked by the target)"),
                 (true, None) => "on".to_string(),
@@ -224,18 +228,23 @@ mod tests {
             &request(),
             ExitClass::Success,
             Some(&status(State::Migrated)),
-            Some(&Stats::parse("zero_pages: 3012\n")),
+            Some(&Stats::parse(
+                "zero_pages: 3012\ntracker_used: hash\ndowntime_checkpoint_us: 9000\n\
+                 downtime_transfer_us: 6000\ndowntime_target_us: 12000\n\
+                 downtime_commit_us: 17\ndowntime_jump_us: 5000\ndowntime_resume_us: 10100\n",
+            )),
             None,
         );
         assert_eq!(
             migrate(&r),
             "Migrated to 10.77.0.3:7000: this guest now runs in the target VM.\n\
              \x20 state         migrated\n\
-             \x20 rounds        4\n\
+             \x20 rounds        5\n\
              \x20 pages sent    131072 (3012 zero)\n\
              \x20 bytes sent    512.4 MiB (537285632 bytes)\n\
              \x20 last dirty    211 pages\n\
              \x20 downtime      42.1 ms (target 50 ms)\n\
+             \x20   spent in    checkpoint 9.0 ms, transfer 6.0 ms, target 12.0 ms, commit 0.0 ms, jump 5.0 ms, resume 10.1 ms\n\
              \x20 total time    8.250 s (62.1 MiB/s on average)\n\
              \x20 tracker       hash, verify off\n"
         );
