@@ -93,6 +93,14 @@ impl Registration {
     }
 }
 
+impl Registration {
+    /// The device the misc core created for this registration.
+    #[allow(dead_code)]
+    pub(crate) fn device(&self) -> *mut bindings::device {
+        self.inner.misc.this_device
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         // SAFETY: Registered by `new`, per the type invariant.

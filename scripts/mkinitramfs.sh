@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Build the test guests' initramfs: busybox-static, scripts/guest/init, the
-# two selfmig modules, the selfmig CLI (static) and selfmig-workload.
+# two selfmig modules, the selfmig CLI (static), selfmig-workload and
+# selfmig-uevent-log.
 # Usage: mkinitramfs.sh KDIR OUT
 #
 # The archive is made with the kernel's own usr/gen_init_cpio, so device
@@ -34,6 +35,7 @@ trap 'rm -f "$list"' EXIT
 	echo "file /init $SELFMIG_TOP/scripts/guest/init 0755 0 0"
 	echo "file /bin/selfmig $cli 0755 0 0"
 	echo "file /bin/selfmig-workload $SELFMIG_TOP/scripts/guest/workload 0755 0 0"
+	echo "file /bin/selfmig-uevent-log $SELFMIG_TOP/scripts/guest/uevent-log 0755 0 0"
 	for m in self_migrate inflate_loader; do
 		ko="$SELFMIG_TOP/$m/$m.ko"
 		[ -f "$ko" ] || die "$ko missing; run make"

@@ -21,7 +21,10 @@ accel=()
 # nothing is ever written into the read-only checkout, even if make in the
 # guest decides the test binary is out of date (seen on CI, where the
 # checkout's mount shows the guest other timestamps than the host).
-cmd="cp -a $st /tmp/ksft && cd /tmp/ksft && make -s KDIR=$kdir SELFMIG_MODDIR=$SELFMIG_TOP run_tests 2>&1 | cat > /tmp/ksft.tap; cat /tmp/ksft.tap"
+# The runner looks for our "settings" under the kernel's selftests directory,
+# where it is not, so its timeout is passed the way a command-line override is.
+timeout_s=$(sed -n 's/^timeout=//p' "$st/settings")
+cmd="export kselftest_override_timeout=${timeout_s:-120}; cp -a $st /tmp/ksft && cd /tmp/ksft && make -s KDIR=$kdir SELFMIG_MODDIR=$SELFMIG_TOP run_tests 2>&1 | cat > /tmp/ksft.tap; cat /tmp/ksft.tap"
 timeout "${SELFMIG_KSELFTEST_TIMEOUT:-900}" \
 	vng -r "$kdir/arch/x86/boot/bzImage" "${accel[@]}" --user root \
 	--cpus 2 --memory 1G --append "swiotlb=force" --exec "$cmd" | cat

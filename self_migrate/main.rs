@@ -54,6 +54,7 @@ mod sysfs_attrs;
 mod tracker;
 #[path = "../ksupport/tsc.rs"]
 mod tsc;
+mod uevent;
 mod verify;
 
 module! {
@@ -78,6 +79,7 @@ impl Drop for SelfMigrate {
     fn drop(&mut self) {
         // End any migration before the interfaces and the state go away.
         control::shutdown();
+        uevent::detach();
     }
 }
 
@@ -86,6 +88,7 @@ impl kernel::Module for SelfMigrate {
         let control = control::publish()?;
         let sysfs = sysfs::SysfsDir::new(c_str!("self_migrate"), &sysfs_attrs::ATTRS)?;
         let dev = miscdev::Registration::new(c_str!("self_migrate"), module, ioctl::dispatch)?;
+        uevent::attach(&dev);
         pr_info!("loaded; control in /sys/kernel/self_migrate and /dev/self_migrate\n");
         Ok(Self {
             _dev: dev,

@@ -33,6 +33,7 @@ use crate::socket::TcpStream;
 use crate::staging::Staging;
 use crate::tracker::Tracker as HashTracker;
 use crate::tsc;
+use crate::uevent;
 use crate::verify::Verify;
 use kernel::prelude::*;
 
@@ -72,6 +73,9 @@ pub(crate) fn run() {
         result.map(|_| ()),
         ((now_ns() - start - skew).max(0) / 1_000_000) as u64,
     );
+    if let Ok((s, _, _)) = control::status() {
+        uevent::migration_ended(s.state.as_str(), s.last_errno, s.downtime_us, s.total_ms);
+    }
 }
 
 /// The whole migration. On success returns how far this guest's monotonic

@@ -29,7 +29,7 @@ stat() {
 	vm_exec "$1" "sed -n 's/^$2: //p' $SM/stats"
 }
 
-tap_plan 10
+tap_plan 11
 harness_init "$kdir" "$initrd"
 tap_diag "accelerator: $(vm_accel), vCPUs per guest: $smp"
 vm_boot src "$SRC" "$smp"
@@ -48,6 +48,9 @@ ns python3 "$top/tools/selftests/two_guest/echo_client.py" "$SRC" 6001 "$stop" >
 client=$!
 sleep 1
 count_before=$(vm_exec src 'cat /tmp/count')
+
+# Every uevent the guest sees, logged (busybox uevent).
+vm_exec src 'uevent /bin/selfmig-uevent-log </dev/null >/dev/null 2>&1 &' >/dev/null
 
 # The migration, through sysfs.
 vm_exec dst "echo 0.0.0.0:7000 > $IL/listen && echo 000102030405060708090a0b0c0d0e0f > $IL/key && echo 1 > $IL/enable" >/dev/null
@@ -100,6 +103,14 @@ downtime_phases() {
 		[ "$(stat src downtime_resume_us)" -gt 0 ]
 }
 tap_result "the migrated guest reports its downtime, phase by phase" downtime_phases
+
+uevent_seen() {
+	local line
+	line=$(vm_exec src 'cat /tmp/uevents 2>/dev/null' | tail -n 1)
+	tap_diag "uevent: ${line:-none}"
+	[[ "$line" == *"SELFMIG_STATE=migrated"* && "$line" == *"SELFMIG_ERRNO=0"* && "$line" == *"SELFMIG_DOWNTIME_US=$(stat src downtime_us)"* ]]
+}
+tap_result "a uevent on /dev/self_migrate announces the migration, from the target" uevent_seen
 
 same_pid_counts() {
 	local pid c1 c2

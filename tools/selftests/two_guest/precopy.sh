@@ -69,7 +69,7 @@ loader_state() {
 	[ "$status" = listening ] && [ "$admitted" = "$2" ]
 }
 
-tap_plan 16
+tap_plan 17
 harness_init "$kdir" "$initrd"
 tap_diag "accelerator: $(vm_accel)"
 smp=${SELFMIG_SMP:-2}
@@ -84,11 +84,15 @@ if [ $up = 0 ]; then
 	exit 1
 fi
 vm_exec src "echo yes > /tmp/alive && echo 00112233445566778899aabbccddeeff > $SM/token" >/dev/null
+vm_exec src 'uevent /bin/selfmig-uevent-log </dev/null >/dev/null 2>&1 &' >/dev/null
 
 # 1. Nothing listens at the target.
 start_to "$DST"
 tap_result "no listener: source fails with ECONNREFUSED" ended src failed 111 "cannot connect to the target"
 tap_result "no listener: source keeps running" alive src
+tap_result "no listener: a uevent says so (failed, errno 111)" \
+	eval 'vm_exec src "cat /tmp/uevents" | grep -q "SELFMIG_ERRNO=111 SELFMIG_STATE=failed"'
+
 
 # 2. A target of another shape (640 MiB instead of 512).
 loader_up odd
