@@ -4,6 +4,7 @@
 #
 #   make              build self_migrate.ko and inflate_loader.ko
 #   make cli          build the selfmig command-line tool (static)
+#   make fuzz         fuzz the loader's admission path (FUZZ_SECONDS, default 600)
 #   make check        every test: cargo, kselftests in a guest, two-guest harness
 #   make demo         a live guest migrates itself with the CLI; prints a report
 #   make CLIPPY=1     build with clippy (must print no warnings)
@@ -27,7 +28,7 @@ KDIR_DEP := kernel
 KDIR = $(shell cat $(TOP)/build/kdir 2>/dev/null)
 endif
 
-.PHONY: all modules kernel setup clean check demo cli rust-analyzer fmt fmt-check
+.PHONY: all modules kernel setup clean check demo cli fuzz rust-analyzer fmt fmt-check
 
 all: modules
 
@@ -49,7 +50,8 @@ rust-analyzer: $(KDIR_DEP)
 
 clean:
 	-[ -z "$(KDIR)" ] || $(KMAKE) clean
-	rm -rf $(TOP)/build $(TOP)/proto/target $(TOP)/tools/selfmig/target
+	rm -rf $(TOP)/build $(TOP)/proto/target $(TOP)/proto/fuzz/target \
+		$(TOP)/tools/selfmig/target
 	find $(TOP) -name bindings_generated.rs -delete
 
 # rustfmt follows `mod` declarations, so the crate roots cover every file
@@ -69,6 +71,10 @@ check: modules
 
 cli:
 	@$(TOP)/scripts/build-cli.sh
+
+FUZZ_SECONDS ?= 600
+fuzz:
+	@$(TOP)/proto/fuzz/run.sh $(FUZZ_SECONDS)
 
 demo: modules
 	@$(TOP)/scripts/demo.sh

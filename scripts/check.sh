@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # `make check`: every test, then one summary line "N passed, N failed".
-#   1. lint: rustfmt clean, `make CLIPPY=1` without warnings, the CLI's
-#      clippy without warnings
-#   2. host tests (cargo test): proto/, the selfmig CLI
+#   1. lint: rustfmt clean, `make CLIPPY=1` without warnings, proto's and
+#      the CLI's clippy without warnings
+#   2. host tests (cargo test): proto/, the selfmig CLI; the admission
+#      fuzzer for a bounded time (SELFMIG_FUZZ_SECONDS, default 60)
 #   3. kselftests in a virtme-ng guest (module load/unload, sysfs, ioctl)
 #   4. two-guest harness: bring-up; connection, admission, pre-copy,
 #      checkpoint and every failure before commit; a full migration; five
@@ -28,7 +29,7 @@ add() {
 
 echo "== lint"
 {
-	tap_plan 3
+	tap_plan 4
 	tap_result "rustfmt --check" quiet make -s -C "$SELFMIG_TOP" fmt-check
 	make -C "$SELFMIG_TOP" CLIPPY=1 modules > "$logs/clippy.log" 2>&1
 	clippy_rc=$?
@@ -36,6 +37,8 @@ echo "== lint"
 		eval '[ $clippy_rc = 0 ] && ! grep -Eq "^(warning|error)" "$logs/clippy.log"'
 	# Leave the regular (non-clippy) objects behind.
 	make -s -C "$SELFMIG_TOP" modules > /dev/null 2>&1
+	tap_result "proto: cargo clippy, no warnings" quiet \
+		cargo clippy --quiet --locked --all-targets --manifest-path "$SELFMIG_TOP/proto/Cargo.toml" -- -D warnings
 	tap_result "the selfmig CLI: cargo clippy, no warnings" quiet \
 		cargo clippy --quiet --locked --all-targets --manifest-path "$SELFMIG_TOP/tools/selfmig/Cargo.toml" -- -D warnings
 } | tee "$logs/lint.tap"
@@ -53,6 +56,16 @@ cargo_suite() {
 }
 cargo_suite proto "$SELFMIG_TOP/proto"
 cargo_suite cli "$SELFMIG_TOP/tools/selfmig"
+
+echo "== fuzz: the loader's record parser and admission state machine"
+{
+	tap_plan 1
+	tap_result "admission fuzzer: ${SELFMIG_FUZZ_SECONDS:-60} s without a failure" \
+		eval '"$SELFMIG_TOP/proto/fuzz/run.sh" "${SELFMIG_FUZZ_SECONDS:-60}" > "$logs/fuzz.log" 2>&1'
+	tap_diag "$(grep -E "^(executions|libFuzzer|proto/src)" "$logs/fuzz.log" | tr '\n' ';')"
+} | tee "$logs/fuzz.tap"
+read -r p f s < <(tap_count "$logs/fuzz.tap")
+add "$p" "$f" "$s" fuzz
 
 echo "== kselftests in a virtme-ng guest"
 "$SELFMIG_TOP/scripts/run-kselftests.sh" "$kdir" 2>&1 | tee "$logs/kselftest.tap"

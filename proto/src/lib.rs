@@ -5,13 +5,24 @@
 //! machine description both sides compare, and the `/dev/self_migrate` ioctl
 //! ABI.
 //!
+//! Admission (`admission.rs`) is built from sealed tokens (`token.rs`), the
+//! replay set (`replay.rs`), hash-chain payment (`chain.rs`) and the sealed
+//! stream (`seal.rs`), over the crypto traits of `crypto.rs`, which the
+//! kernel backs with its crypto API and user space with crates.
+//!
 //! The crate is `no_std` and allocation-free. The kernel modules include its
 //! files by path (see `self_migrate/proto.rs`), so the files refer to each
 //! other with `super::` only, never `crate::`.
 
 #![no_std]
 
+pub mod admission;
+pub mod chain;
+pub mod crypto;
 pub mod handoff;
 pub mod machine;
+pub mod replay;
+pub mod seal;
+pub mod token;
 pub mod uapi;
 pub mod wire;

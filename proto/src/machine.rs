@@ -125,12 +125,8 @@ impl MachineDesc {
     /// overlap and must not be empty. A range touching the previous one is
     /// merged into it.
     pub fn push_range(&mut self, range: RamRange) -> Result<(), WireError> {
-        if range.nr_pages == 0
-            || range
-                .start_pfn
-                .checked_add(range.nr_pages)
-                .map_or(true, |e| e > PFN_LIMIT)
-        {
+        let end = range.start_pfn.checked_add(range.nr_pages);
+        if range.nr_pages == 0 || !matches!(end, Some(e) if e <= PFN_LIMIT) {
             return Err(WireError::BadField);
         }
         if let Some(last) = self.ranges().last() {

@@ -378,7 +378,7 @@ pub fn parse_hex_token(input: &[u8], out: &mut [u8]) -> Result<usize, ControlErr
     if s.len() > 2 * MAX_TOKEN_LEN.min(out.len()) {
         return Err(ControlError::TokenTooLong);
     }
-    if s.is_empty() || s.len() % 2 != 0 {
+    if s.is_empty() || s.len() & 1 != 0 {
         return Err(ControlError::BadToken);
     }
     let nibble = |c: u8| -> Result<u8, ControlError> {
