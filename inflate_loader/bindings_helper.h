@@ -3,6 +3,8 @@
  * Kernel interfaces inflate_loader.ko reaches directly; bindgen turns these
  * into the module's `bindings` (see ksupport/bindgen.mk).
  */
+#include <crypto/aead.h>
+#include <crypto/sha2.h>
 #include <linux/cpu.h>
 #include <linux/gfp.h>
 #include <linux/in.h>
@@ -12,7 +14,9 @@
 #include <linux/mm.h>
 #include <linux/net.h>
 #include <linux/pm.h>
+#include <linux/random.h>
 #include <linux/numa.h>
+#include <linux/scatterlist.h>
 #include <linux/socket.h>
 #include <linux/suspend.h>
 #include <linux/syscore_ops.h>
@@ -26,6 +30,11 @@
 #include <asm/pgtable.h>
 #include <asm/tlbflush.h>
 #include <asm/tsc.h>
+
+#include "../ksupport/crypto_shim.h"
+
+/* GFP_KERNEL is not a plain constant bindgen can evaluate. */
+const gfp_t SELFMIG_GFP_KERNEL = GFP_KERNEL;
 
 /* Flags for claiming the target's free memory: fail rather than reclaim
  * hard, warn or dip into reserves. */

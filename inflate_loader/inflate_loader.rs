@@ -14,6 +14,8 @@ mod bindings;
 #[path = "../ksupport/channel.rs"]
 mod channel;
 mod control;
+#[path = "../ksupport/crypto.rs"]
+mod crypto;
 #[path = "../ksupport/errno.rs"]
 mod errno;
 #[path = "../ksupport/failure.rs"]
@@ -73,6 +75,10 @@ impl Drop for InflateLoader {
 
 impl kernel::Module for InflateLoader {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        crypto::self_test().map_err(|f| {
+            pr_err!("refusing to load: crypto self-test failed: {}\n", f.reason);
+            f.err
+        })?;
         let control = control::publish()?;
         let sysfs = sysfs::SysfsDir::new(c_str!("inflate_loader"), &sysfs_attrs::ATTRS)?;
         pr_info!("loaded; control in /sys/kernel/inflate_loader\n");

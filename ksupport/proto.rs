@@ -2,6 +2,8 @@
 
 //! The shared `proto/` crate, compiled into this module by path.
 
+#[path = "../proto/src/crypto.rs"]
+pub mod crypto;
 #[path = "../proto/src/handoff.rs"]
 pub mod handoff;
 #[path = "../proto/src/machine.rs"]

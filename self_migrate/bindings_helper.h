@@ -3,6 +3,8 @@
  * Kernel interfaces self_migrate.ko reaches directly; bindgen turns these
  * into the module's `bindings` (see ksupport/bindgen.mk).
  */
+#include <crypto/aead.h>
+#include <crypto/sha2.h>
 #include <linux/cpu.h>
 #include <linux/fs.h>
 #include <linux/in.h>
@@ -15,9 +17,11 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/pm.h>
+#include <linux/random.h>
 #include <linux/reboot.h>
 #include <linux/numa.h>
 #include <linux/pci.h>
+#include <linux/scatterlist.h>
 #include <linux/socket.h>
 #include <linux/suspend.h>
 #include <linux/syscore_ops.h>
@@ -38,3 +42,7 @@
 #include <asm/x86_init.h>
 
 #include "shim.h"
+#include "../ksupport/crypto_shim.h"
+
+/* GFP_KERNEL is not a plain constant bindgen can evaluate. */
+const gfp_t SELFMIG_GFP_KERNEL = GFP_KERNEL;

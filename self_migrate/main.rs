@@ -18,6 +18,8 @@ mod checkpoint;
 mod connect;
 mod control;
 mod cpu_context;
+#[path = "../ksupport/crypto.rs"]
+mod crypto;
 mod dma;
 mod downtime;
 #[path = "../ksupport/errno.rs"]
@@ -85,6 +87,10 @@ impl Drop for SelfMigrate {
 
 impl kernel::Module for SelfMigrate {
     fn init(module: &'static ThisModule) -> Result<Self> {
+        crypto::self_test().map_err(|f| {
+            pr_err!("refusing to load: crypto self-test failed: {}\n", f.reason);
+            f.err
+        })?;
         let control = control::publish()?;
         let sysfs = sysfs::SysfsDir::new(c_str!("self_migrate"), &sysfs_attrs::ATTRS)?;
         let dev = miscdev::Registration::new(c_str!("self_migrate"), module, ioctl::dispatch)?;

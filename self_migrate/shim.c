@@ -44,3 +44,6 @@ void selfmig_dev_put(struct net_device *dev)
 {
 	dev_put(dev);
 }
+
+/* The crypto API's static inline helpers (ksupport/crypto.rs). */
+#include "../ksupport/crypto_shim.c"
