@@ -5,8 +5,9 @@
 #      the CLI's clippy without warnings
 #   2. host tests (cargo test): proto/, the selfmig CLI; the admission
 #      fuzzer for a bounded time (SELFMIG_FUZZ_SECONDS, default 60)
-#   3. kselftests in a virtme-ng guest (module load/unload, sysfs, ioctl)
-#   4. two-guest harness: bring-up; connection, admission, pre-copy,
+#   3. packaging: `dkms build` of the tree against the built kernel
+#   4. kselftests in a virtme-ng guest (module load/unload, sysfs, ioctl)
+#   5. two-guest harness: bring-up; connection, admission, pre-copy,
 #      checkpoint and every failure before commit; a full migration; five
 #      migrations in a row
 # Logs go to build/check/. Exit status is non-zero if anything failed.
@@ -66,6 +67,12 @@ echo "== fuzz: the loader's record parser and admission state machine"
 } | tee "$logs/fuzz.tap"
 read -r p f s < <(tap_count "$logs/fuzz.tap")
 add "$p" "$f" "$s" fuzz
+
+echo "== packaging: dkms build against the built kernel"
+"$SELFMIG_TOP/scripts/dkms-check.sh" 2>&1 | tee "$logs/dkms.tap"
+read -r p f s < <(tap_count "$logs/dkms.tap")
+[ $((p + f + s)) -gt 0 ] || f=1
+add "$p" "$f" "$s" dkms
 
 echo "== kselftests in a virtme-ng guest"
 "$SELFMIG_TOP/scripts/run-kselftests.sh" "$kdir" 2>&1 | tee "$logs/kselftest.tap"

@@ -11,6 +11,7 @@ debs=(
 	clang lld llvm libclang-dev
 	make flex bison bc libelf-dev libssl-dev cpio kmod xz-utils zstd
 	busybox-static gcc libc6-dev qemu-system-x86 iproute2 socat python3-pip udev file bc iputils-ping
+	dkms
 )
 
 missing=()
