@@ -8,7 +8,9 @@
 //! Admission (`admission.rs`) is built from sealed tokens (`token.rs`), the
 //! replay set (`replay.rs`), hash-chain payment (`chain.rs`) and the sealed
 //! stream (`seal.rs`), over the crypto traits of `crypto.rs`, which the
-//! kernel backs with its crypto API and user space with crates.
+//! kernel backs with its crypto API and user space with crates. A token
+//! bundle (`bundle.rs`) is what the guest's owner is handed: the sealed
+//! token with the secrets and grant the source needs to pay and seal.
 //!
 //! The crate is `no_std` and allocation-free. The kernel modules include its
 //! files by path (see `self_migrate/proto.rs`), so the files refer to each
@@ -17,6 +19,7 @@
 #![no_std]
 
 pub mod admission;
+pub mod bundle;
 pub mod chain;
 pub mod crypto;
 pub mod handoff;

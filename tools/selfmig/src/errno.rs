@@ -10,6 +10,7 @@
 
 use crate::error::CliError;
 use crate::exit::ExitClass;
+use selfmig_proto::token;
 use selfmig_proto::uapi::{self, ControlError};
 
 /// The admin guide, where the kernel and guest requirements are.
@@ -51,6 +52,11 @@ const NAMES: &[(i32, &str)] = &[
     (uapi::EREMOTEIO, "EREMOTEIO"),
     (uapi::ECANCELED, "ECANCELED"),
     (uapi::ENOKEY, "ENOKEY"),
+    (libc::EEXIST, "EEXIST"),
+    (libc::EISDIR, "EISDIR"),
+    (token::EKEYEXPIRED, "EKEYEXPIRED"),
+    (token::EKEYREVOKED, "EKEYREVOKED"),
+    (token::EKEYREJECTED, "EKEYREJECTED"),
 ];
 
 /// The symbolic name of `errno`, e.g. `ECONNREFUSED`.

@@ -7,7 +7,12 @@
 //! ignored), so `cat FILE > /sys/kernel/self_migrate/token` and
 //! `selfmig migrate --token FILE` present the same token. They are decoded
 //! with `proto`'s [`parse_hex_token`], the parser the modules use.
+//!
+//! `selfmig token mint` writes its token bundles in the same format (one
+//! line of lowercase hex, [`encode`]) and reads the provider key's bytes
+//! ([`read_key_bytes`]) to seal with.
 
+use crate::crypto::Secret;
 use crate::errno::{self, Op};
 use crate::error::CliError;
 use crate::exit::ExitClass;
@@ -66,30 +71,57 @@ pub fn read_token(path: &Path) -> Result<Vec<u8>, CliError> {
     })
 }
 
-/// Checks the hex text of a key file as the loader would and returns it
-/// trimmed, ready to be written to sysfs `key`.
-pub fn check_key(text: &[u8]) -> Result<String, ControlError> {
-    let mut raw = vec![0u8; MAX_TOKEN_LEN];
-    let len = parse_hex_token(text, &mut raw).map_err(|_| ControlError::BadKeyLength)?;
+/// Decodes the hex text of a key file as the loader would: 16, 24 or 32
+/// bytes.
+pub fn parse_key(text: &[u8]) -> Result<Secret, ControlError> {
+    let mut raw = Secret::new(vec![0u8; MAX_TOKEN_LEN]);
+    let len = parse_hex_token(text, raw.bytes_mut()).map_err(|_| ControlError::BadKeyLength)?;
     if !matches!(len, 16 | 24 | 32) {
         return Err(ControlError::BadKeyLength);
     }
+    Ok(Secret::new(raw.bytes()[..len].to_vec()))
+}
+
+/// Checks the hex text of a key file as the loader would and returns it
+/// trimmed, ready to be written to sysfs `key`.
+pub fn check_key(text: &[u8]) -> Result<String, ControlError> {
+    parse_key(text)?;
     // parse_hex_token accepted it, so the trimmed text is ASCII hex.
     Ok(String::from_utf8_lossy(uapi::trim(text)).into_owned())
 }
 
+/// The refusal of the key file at `path`.
+fn bad_key(path: &Path) -> CliError {
+    let mut err = errno::refusal(Op::Key, uapi::EINVAL);
+    err.message = format!(
+        "key file {}: {}",
+        path.display(),
+        ControlError::BadKeyLength.as_str()
+    );
+    err
+}
+
 /// Reads the provider key from `path`, as hex text for sysfs.
 pub fn read_key(path: &Path) -> Result<String, CliError> {
-    let text = read(path, "key")?;
-    check_key(&text).map_err(|_| {
-        let mut err = errno::refusal(Op::Key, uapi::EINVAL);
-        err.message = format!(
-            "key file {}: {}",
-            path.display(),
-            ControlError::BadKeyLength.as_str()
-        );
-        err
-    })
+    let text = Secret::new(read(path, "key")?);
+    check_key(text.bytes()).map_err(|_| bad_key(path))
+}
+
+/// Reads the provider key from `path`, as its bytes (16, 24 or 32).
+pub fn read_key_bytes(path: &Path) -> Result<Secret, CliError> {
+    let text = Secret::new(read(path, "key")?);
+    parse_key(text.bytes()).map_err(|_| bad_key(path))
+}
+
+/// `bytes` as lowercase hexadecimal text, as the token files hold them.
+pub fn encode(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(s, "{b:02x}");
+    }
+    s
 }
 
 #[cfg(test)]
@@ -152,9 +184,32 @@ mod tests {
         let key = dir.path().join("key");
         std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
         assert_eq!(read_key(&key).unwrap(), "0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            read_key_bytes(&key).unwrap().bytes(),
+            [
+                0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
+                0xcd, 0xef
+            ]
+        );
         std::fs::write(&key, "0011").unwrap();
         let e = read_key(&key).unwrap_err();
         assert_eq!(e.class, ExitClass::Refused);
         assert!(e.message.contains("16, 24 or 32"));
+        assert_eq!(read_key_bytes(&key).unwrap_err(), e);
+        let e = read_key_bytes(&dir.path().join("nope")).unwrap_err();
+        assert_eq!(e.class, ExitClass::Usage);
+    }
+
+    #[test]
+    fn key_bytes_and_hex() {
+        for len in [16, 24, 32] {
+            let text = format!("  {}\n", "a5".repeat(len));
+            assert_eq!(parse_key(text.as_bytes()).unwrap().bytes(), vec![0xa5; len]);
+        }
+        assert!(parse_key(b"00").is_err());
+        assert_eq!(encode(&[0x00, 0xab, 0x10, 0xff]), "00ab10ff");
+        assert_eq!(encode(&[]), "");
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(decode_token(encode(&all).as_bytes()).unwrap(), all);
     }
 }

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The JSON documents `selfmig` prints: the `migrate` report and the
-//! `status` snapshot.
+//! The JSON documents `selfmig` prints: the `migrate` report, the `status`
+//! snapshot, and the `token mint` and `token inspect` summaries.
 //!
-//! Both are documented field by field in `Documentation/selfmig/cli.rst`,
+//! Each is documented field by field in `Documentation/selfmig/cli.rst`,
 //! and a test checks that every documented key, and no other, is there
 //! with the documented type. Adding a key is compatible; removing or
 //! retyping one bumps [`SCHEMA_VERSION`].
@@ -17,7 +17,7 @@ use selfmig_proto::uapi::StatusArgs;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// Version of both documents' schema.
+/// Version of every document's schema.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// An error in a JSON document.
@@ -208,6 +208,102 @@ pub struct StatusReport {
     pub self_migrate: Option<SourceStatus>,
     /// `inflate_loader`, or null if not loaded.
     pub inflate_loader: Option<LoaderStatus>,
+}
+
+/// A minted bundle in the `token mint` summary. Never the secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MintedBundle {
+    /// The token's id, 32 hex digits.
+    pub id: String,
+    /// The provider key's id.
+    pub key_id: u16,
+    /// The provider key's size in bits (128, 192 or 256).
+    pub key_bits: u32,
+    /// Pages granted.
+    pub granted_pages: u64,
+    /// vCPUs granted.
+    pub granted_vcpus: u32,
+    /// Pages one link buys.
+    pub unit_pages: u32,
+    /// Links in the chain.
+    pub chain_len: u32,
+    /// Links it takes to pay for the whole grant.
+    pub units_for_grant: u64,
+    /// Price of one unit.
+    pub price_per_unit: u64,
+    /// Unix time from which the token is refused.
+    pub expiry: u64,
+}
+
+/// The summary `selfmig token mint --json` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenMintReport {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The exit class's name.
+    pub outcome: &'static str,
+    /// The process exit code.
+    pub exit_code: u8,
+    /// Where the bundle was written.
+    pub out: String,
+    /// What was minted, or null if nothing was.
+    pub bundle: Option<MintedBundle>,
+    /// Why nothing was minted, or null.
+    pub error: Option<ErrorInfo>,
+}
+
+/// A bundle's plaintext grant in the `token inspect` summary. Never the
+/// secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BundleInfo {
+    /// The id of the provider key the token says it is sealed under.
+    pub key_id: u16,
+    /// Pages granted.
+    pub granted_pages: u64,
+    /// vCPUs granted.
+    pub granted_vcpus: u32,
+    /// Pages one link buys.
+    pub unit_pages: u32,
+    /// Links in the chain.
+    pub chain_len: u32,
+    /// Links it takes to pay for the whole grant.
+    pub units_for_grant: u64,
+    /// Unix time from which the token is refused.
+    pub expiry: u64,
+    /// Whether that time has come.
+    pub expired: bool,
+}
+
+/// What opening the sealed token with the provider key showed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// `verified`, `mismatch`, `forged`, `other-key` or `malformed`.
+    pub result: &'static str,
+    /// The bundle fields the sealed token disagrees with.
+    pub mismatches: Vec<&'static str>,
+    /// The token's id (32 hex digits) if it opened.
+    pub id: Option<String>,
+    /// The sealed price of one unit if it opened.
+    pub price_per_unit: Option<u64>,
+}
+
+/// The summary `selfmig token inspect --json` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenInspectReport {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The exit class's name.
+    pub outcome: &'static str,
+    /// The process exit code.
+    pub exit_code: u8,
+    /// The bundle file.
+    pub file: String,
+    /// The plaintext grant, or null if the file holds no bundle.
+    pub bundle: Option<BundleInfo>,
+    /// The check of the sealed token, or null without `--key`.
+    pub verification: Option<Verification>,
+    /// Why the bundle is refused, or null.
+    pub error: Option<ErrorInfo>,
 }
 
 /// `stats` as a JSON object.
@@ -489,6 +585,112 @@ mod tests {
             &docs,
             &["self_migrate.stats", "inflate_loader.stats"],
         );
+    }
+
+    fn bundle_info() -> BundleInfo {
+        BundleInfo {
+            key_id: 0x1a2b,
+            granted_pages: 262_144,
+            granted_vcpus: 2,
+            unit_pages: 16_384,
+            chain_len: 16,
+            units_for_grant: 16,
+            expiry: 1_800_003_600,
+            expired: false,
+        }
+    }
+
+    #[test]
+    fn token_mint_report_matches_the_documented_schema() {
+        let ok = TokenMintReport {
+            schema_version: SCHEMA_VERSION,
+            outcome: "success",
+            exit_code: 0,
+            out: "/root/guest.bundle".into(),
+            bundle: Some(MintedBundle {
+                id: "00".repeat(16),
+                key_id: 0x1a2b,
+                key_bits: 256,
+                granted_pages: 262_144,
+                granted_vcpus: 2,
+                unit_pages: 16_384,
+                chain_len: 16,
+                units_for_grant: 16,
+                price_per_unit: 0,
+                expiry: 1_800_003_600,
+            }),
+            error: None,
+        };
+        let err = CliError::new(ExitClass::Usage, "cannot read key file k").with_errno(2);
+        let failed = TokenMintReport {
+            schema_version: SCHEMA_VERSION,
+            outcome: "usage",
+            exit_code: 2,
+            out: "/root/guest.bundle".into(),
+            bundle: None,
+            error: Some(ErrorInfo::from(&err)),
+        };
+        let docs: Vec<Value> = [ok, failed]
+            .iter()
+            .map(|r| serde_json::from_str(&to_line(r)).unwrap())
+            .collect();
+        check("token-mint", &docs, &[]);
+    }
+
+    #[test]
+    fn token_inspect_report_matches_the_documented_schema() {
+        let verified = TokenInspectReport {
+            schema_version: SCHEMA_VERSION,
+            outcome: "success",
+            exit_code: 0,
+            file: "b.hex".into(),
+            bundle: Some(bundle_info()),
+            verification: Some(Verification {
+                result: "verified",
+                mismatches: vec![],
+                id: Some("ab".repeat(16)),
+                price_per_unit: Some(5),
+            }),
+            error: None,
+        };
+        let err = CliError::new(ExitClass::Refused, "forged").with_errno(129);
+        let forged = TokenInspectReport {
+            schema_version: SCHEMA_VERSION,
+            outcome: "refused",
+            exit_code: 3,
+            file: "b.hex".into(),
+            bundle: Some(bundle_info()),
+            verification: Some(Verification {
+                result: "forged",
+                mismatches: vec![],
+                id: None,
+                price_per_unit: None,
+            }),
+            error: Some(ErrorInfo::from(&err)),
+        };
+        let unchecked = TokenInspectReport {
+            schema_version: SCHEMA_VERSION,
+            outcome: "success",
+            exit_code: 0,
+            file: "b.hex".into(),
+            bundle: Some(bundle_info()),
+            verification: None,
+            error: None,
+        };
+        let none = TokenInspectReport {
+            schema_version: SCHEMA_VERSION,
+            outcome: "refused",
+            exit_code: 3,
+            file: "b.hex".into(),
+            bundle: None,
+            verification: None,
+            error: Some(ErrorInfo::from(&err)),
+        };
+        let docs: Vec<Value> = [verified, forged, unchecked, none]
+            .iter()
+            .map(|r| serde_json::from_str(&to_line(r)).unwrap())
+            .collect();
+        check("token-inspect", &docs, &[]);
     }
 
     #[test]

@@ -2,10 +2,11 @@
 
 //! `selfmig`: the command-line side of selfmig. Migrates this guest to
 //! another VM through `/dev/self_migrate`, configures the target's
-//! `inflate_loader`, shows status. See `Documentation/selfmig/cli.rst`.
+//! `inflate_loader`, shows status, mints and inspects admission tokens. See `Documentation/selfmig/cli.rst`.
 
 mod cli;
 mod cmd;
+mod crypto;
 mod device;
 mod errno;
 mod error;

@@ -47,7 +47,7 @@ fn fake_module(root: &Path, module: &str, attrs: &[(&str, &str)]) {
 fn help_and_version() {
     let (code, out, _) = parts(&selfmig(&["--help"]));
     assert_eq!(code, 0);
-    for sub in ["migrate", "receive", "status", "abort"] {
+    for sub in ["migrate", "receive", "status", "abort", "token"] {
         assert!(out.contains(sub), "{sub} in help");
     }
     let (code, out, _) = parts(&selfmig(&["--version"]));
@@ -339,4 +339,384 @@ fn receive_without_the_loader_is_environment() {
     ]));
     assert_eq!(code, 5);
     assert!(err.contains("insmod inflate_loader.ko"), "{err}");
+}
+
+/// Writes a provider key file of `len` bytes of `byte` in `dir`.
+fn key_file(dir: &Path, name: &str, byte: u8, len: usize) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{}\n", format!("{byte:02x}").repeat(len))).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// The bytes of a hex file.
+fn hex_bytes(path: &Path) -> Vec<u8> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let t = text.trim();
+    (0..t.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&t[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Lowercase hex of `b`.
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn token_mint_then_inspect() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path(), "provider.key", 0x42, 32);
+    let bundle = dir.path().join("guest.bundle");
+    let b = bundle.to_str().unwrap();
+    let mint = [
+        "token",
+        "mint",
+        "--key",
+        &key,
+        "--ram-mib",
+        "1024",
+        "--vcpus",
+        "2",
+        "--expires-in",
+        "3600",
+        "--price",
+        "5",
+        "--out",
+        b,
+    ];
+
+    // Mint to a file, with the JSON summary.
+    let mut args = mint.to_vec();
+    args.push("--json");
+    let (code, out, err) = parts(&selfmig(&args));
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    assert_eq!(v["outcome"], "success");
+    assert_eq!(v["out"], b);
+    assert_eq!(v["bundle"]["granted_pages"], 262_144);
+    assert_eq!(v["bundle"]["granted_vcpus"], 2);
+    assert_eq!(v["bundle"]["unit_pages"], 16_384);
+    assert_eq!(v["bundle"]["chain_len"], 16);
+    assert_eq!(v["bundle"]["key_bits"], 256);
+    assert_eq!(v["bundle"]["price_per_unit"], 5);
+    assert_eq!(v["error"], Value::Null);
+    let id = v["bundle"]["id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 32);
+    let mode = std::fs::metadata(&bundle).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let text = std::fs::read_to_string(&bundle).unwrap();
+    assert_eq!(text.len(), 2 * 264 + 1);
+    assert_eq!(text.lines().count(), 1);
+    let bytes = hex_bytes(&bundle);
+    assert_eq!(&bytes[0..4], b"SMTB");
+    let secrets = [hex(&bytes[200..232]), hex(&bytes[232..264])];
+    let mut seen = vec![out, err];
+
+    // Not overwritten without --force; overwritten with it.
+    let (code, out, err) = parts(&selfmig(&mint));
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("(EEXIST)") && err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read_to_string(&bundle).unwrap(), text);
+    let mut args = mint.to_vec();
+    args.push("--force");
+    let (code, _, err) = parts(&selfmig(&args));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.starts_with(&format!("Minted a token bundle in {b} (mode 0600).\n")),
+        "{err}"
+    );
+    assert!(
+        err.contains("  grant         262144 pages (1024.0 MiB), 2 vCPUs\n"),
+        "{err}"
+    );
+    assert_ne!(
+        std::fs::read_to_string(&bundle).unwrap(),
+        text,
+        "fresh randomness"
+    );
+    let bytes = hex_bytes(&bundle);
+    let secrets2 = [hex(&bytes[200..232]), hex(&bytes[232..264])];
+    seen.push(err);
+
+    // Inspect without the key: the grant.
+    let (code, out, err) = parts(&selfmig(&["token", "inspect", b]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(&format!("Token bundle {b}\n")), "{out}");
+    assert!(out.contains("16 links of 16384 pages (64.0 MiB)"), "{out}");
+    assert!(out.contains("not checked"), "{out}");
+    seen.push(out);
+    let (code, out, _) = parts(&selfmig(&["token", "inspect", b, "--json"]));
+    assert_eq!(code, 0);
+    let v = json(&out);
+    assert_eq!(v["bundle"]["granted_pages"], 262_144);
+    assert_eq!(v["bundle"]["expired"], false);
+    assert_eq!(v["verification"], Value::Null);
+    seen.push(out);
+
+    // With the key: verified.
+    let (code, out, err) = parts(&selfmig(&["token", "inspect", b, "--key", &key]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("verified with the provider key (AES-256)"),
+        "{out}"
+    );
+    assert!(out.contains("  price         5 per unit\n"), "{out}");
+    seen.push(out);
+    let (code, out, _) = parts(&selfmig(&["token", "inspect", b, "--key", &key, "--json"]));
+    assert_eq!(code, 0);
+    let v = json(&out);
+    assert_eq!(v["outcome"], "success");
+    assert_eq!(v["verification"]["result"], "verified");
+    assert_eq!(v["verification"]["mismatches"], serde_json::json!([]));
+    assert_eq!(v["verification"]["price_per_unit"], 5);
+    seen.push(out);
+
+    // With the wrong key: refused.
+    let wrong = key_file(dir.path(), "wrong.key", 0x43, 32);
+    let (code, out, err) = parts(&selfmig(&["token", "inspect", b, "--key", &wrong]));
+    assert_eq!(code, 3, "{err}");
+    assert!(out.contains("sealed under another provider key"), "{out}");
+    assert!(err.contains("(ENOKEY)"), "{err}");
+    let (code, out, _) = parts(&selfmig(&[
+        "token", "inspect", b, "--key", &wrong, "--json",
+    ]));
+    assert_eq!(code, 3);
+    let v = json(&out);
+    assert_eq!(v["outcome"], "refused");
+    assert_eq!(v["verification"]["result"], "other-key");
+    assert_eq!(v["error"]["name"], "ENOKEY");
+
+    // A forged token (one bit of the sealed body) and a bundle whose
+    // plaintext grant was altered: refused with the key.
+    let mut forged = bytes.clone();
+    forged[100] ^= 1;
+    let f = dir.path().join("forged.bundle");
+    std::fs::write(&f, hex(&forged)).unwrap();
+    let (code, out, err) = parts(&selfmig(&[
+        "token",
+        "inspect",
+        f.to_str().unwrap(),
+        "--key",
+        &key,
+    ]));
+    assert_eq!(code, 3, "{err}");
+    assert!(out.contains("forged or altered"), "{out}");
+    assert!(err.contains("(EKEYREJECTED)"), "{err}");
+    let mut lying = bytes.clone();
+    lying[176] = 64;
+    std::fs::write(&f, hex(&lying)).unwrap();
+    let (code, out, err) = parts(&selfmig(&[
+        "token",
+        "inspect",
+        f.to_str().unwrap(),
+        "--key",
+        &key,
+        "--json",
+    ]));
+    assert_eq!(code, 3, "{err}");
+    let v = json(&out);
+    assert_eq!(v["verification"]["result"], "mismatch");
+    assert_eq!(
+        v["verification"]["mismatches"],
+        serde_json::json!(["granted_vcpus"])
+    );
+    assert!(err.contains("granted_vcpus (bundle 64, token 2)"), "{err}");
+
+    // A truncated file: refused, with or without the key.
+    let t = dir.path().join("truncated.bundle");
+    std::fs::write(&t, &hex(&bytes)[..2 * 200]).unwrap();
+    let ts = t.to_str().unwrap();
+    for args in [
+        &["token", "inspect", ts][..],
+        &["token", "inspect", ts, "--key", &key],
+    ] {
+        let (code, out, err) = parts(&selfmig(args));
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(out.is_empty());
+        assert!(err.contains("token bundle truncated (EBADMSG)"), "{err}");
+    }
+    let (code, out, _) = parts(&selfmig(&["token", "inspect", ts, "--json"]));
+    assert_eq!(code, 3);
+    let v = json(&out);
+    assert_eq!(v["bundle"], Value::Null);
+    assert_eq!(v["error"]["name"], "EBADMSG");
+
+    // A missing file is a usage error.
+    let (code, _, err) = parts(&selfmig(&["token", "inspect", "/nonexistent/b"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read bundle file"), "{err}");
+
+    // No output ever shows a secret.
+    for out in &seen {
+        for s in secrets.iter().chain(&secrets2) {
+            assert!(!out.contains(s.as_str()), "secret in {out}");
+        }
+    }
+}
+
+#[test]
+fn token_mint_to_stdout_and_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path(), "k128", 0x17, 16);
+    let (code, out, err) = parts(&selfmig(&[
+        "token",
+        "mint",
+        "--key",
+        &key,
+        "--pages",
+        "1000",
+        "--vcpus",
+        "1",
+        "--expires-in",
+        "60",
+        "--unit-mib",
+        "1",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.len(), 2 * 264 + 1);
+    assert!(out.ends_with('\n'));
+    assert!(err.contains("Minted a token bundle (on stdout)."), "{err}");
+    assert!(err.contains("(AES-128)"), "{err}");
+    assert!(
+        err.contains("4 links of 256 pages (1.0 MiB); 4 pay for the grant"),
+        "{err}"
+    );
+    let b = dir.path().join("b");
+    std::fs::write(&b, &out).unwrap();
+    let (code, out, err) = parts(&selfmig(&[
+        "token",
+        "inspect",
+        b.to_str().unwrap(),
+        "--key",
+        &key,
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("verified with the provider key (AES-128)"),
+        "{out}"
+    );
+
+    let short = key_file(dir.path(), "short", 0x17, 8);
+    let base = [
+        "token",
+        "mint",
+        "--pages",
+        "1",
+        "--vcpus",
+        "1",
+        "--expires-in",
+        "60",
+    ];
+    for (extra, want) in [
+        (&["--key", "/nonexistent/k"][..], 2),
+        (&["--key", &short], 3),
+        (&["--key", &key, "--json"], 2),
+        (&["--key", &key, "--chain-len", "0"], 2),
+        (&["--key", &key, "--expiry", "1"], 2),
+    ] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let (code, out, err) = parts(&selfmig(&args));
+        assert_eq!(code, want, "{extra:?}: {err}");
+        assert!(out.is_empty(), "{extra:?}: {out}");
+        assert!(!err.is_empty());
+    }
+    // With --json, a failure still prints its document.
+    let o = dir.path().join("never");
+    let (code, out, err) = parts(&selfmig(&[
+        "token",
+        "mint",
+        "--key",
+        &short,
+        "--pages",
+        "1",
+        "--vcpus",
+        "1",
+        "--expires-in",
+        "60",
+        "--out",
+        o.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(code, 3);
+    let v = json(&out);
+    assert_eq!(v["outcome"], "refused");
+    assert_eq!(v["bundle"], Value::Null);
+    assert!(err.contains("16, 24 or 32"), "{err}");
+    assert!(!o.exists());
+}
+
+#[test]
+fn migrate_shows_a_bundle_and_warns_about_anything_else() {
+    let root = tempfile::tempdir().unwrap();
+    let key = key_file(root.path(), "k", 0x42, 32);
+    let bundle = root.path().join("guest.bundle");
+    let (code, _, err) = parts(&selfmig(&[
+        "token",
+        "mint",
+        "--key",
+        &key,
+        "--pages",
+        "4096",
+        "--vcpus",
+        "1",
+        "--expires-in",
+        "600",
+        "--out",
+        bundle.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let migrate = |token: &Path| {
+        parts(&selfmig(&[
+            "migrate",
+            "--to",
+            "10.0.0.2:7000",
+            "--token",
+            token.to_str().unwrap(),
+            "--sysfs",
+            root.path().to_str().unwrap(),
+            "--dev",
+            "/nonexistent/self_migrate",
+        ]))
+    };
+    // A bundle: no warning (and no header, since nothing started).
+    let (code, _, err) = migrate(&bundle);
+    assert_eq!(code, 5);
+    assert!(!err.contains("warning"), "{err}");
+    // With a device node that opens (a regular file: START fails with
+    // ENOTTY), the progress display starts with the bundle's grant.
+    let node = root.path().join("not-a-device");
+    std::fs::write(&node, "").unwrap();
+    let (code, _, err) = parts(&selfmig(&[
+        "migrate",
+        "--to",
+        "10.0.0.2:7000",
+        "--token",
+        bundle.to_str().unwrap(),
+        "--sysfs",
+        root.path().to_str().unwrap(),
+        "--dev",
+        node.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.starts_with(
+            "selfmig: token bundle: 4096 pages (16.0 MiB), 1 vCPU; 1 link of 64.0 MiB; expires "
+        ),
+        "{err}"
+    );
+    assert!(err.contains("(ENOTTY)"), "{err}");
+    // Anything else is passed all the same, with a warning.
+    let raw = root.path().join("raw");
+    std::fs::write(&raw, "00112233\n").unwrap();
+    let (code, _, err) = migrate(&raw);
+    assert_eq!(code, 5);
+    assert!(
+        err.contains("warning") && err.contains("does not hold a token bundle"),
+        "{err}"
+    );
+    assert!(err.contains("insmod self_migrate.ko"), "{err}");
 }

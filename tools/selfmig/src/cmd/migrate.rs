@@ -7,6 +7,7 @@
 //! guest: it resumes in the target VM, where the next STATUS reads
 //! `migrated`, and reports from there.
 
+use super::token;
 use crate::cli::MigrateOpts;
 use crate::device::{Control, Device};
 use crate::errno::{self, Op};
@@ -62,9 +63,13 @@ pub fn run(opts: &MigrateOpts, sysfs: &Sysfs) -> ExitClass {
         tracker: opts.tracker,
     };
     let ending = match prepare(opts, sysfs, &mut req) {
-        Ok(dev) => {
+        Ok((dev, header)) => {
             let interrupted = ctrl_c_flag();
-            let mut progress = Progress::new(Mode::choose(opts.no_progress), Instant::now());
+            let mode = Mode::choose(opts.no_progress);
+            let mut progress = Progress::new(mode, Instant::now());
+            if let (Some(h), false) = (header, mode == Mode::Off) {
+                progress.say(&h);
+            }
             let ending = drive(
                 &dev,
                 &req,
@@ -83,15 +88,31 @@ pub fn run(opts: &MigrateOpts, sysfs: &Sysfs) -> ExitClass {
 }
 
 /// Reads the token, checks the request as the kernel will, checks the
-/// module's ABI and opens the device.
-fn prepare(opts: &MigrateOpts, sysfs: &Sysfs, req: &mut StartRequest) -> Result<Device, CliError> {
+/// module's ABI and opens the device. Returns the device and, when the
+/// token file holds a token bundle, its grant for the progress header.
+///
+/// The token file's bytes are passed on unchanged whatever they are (the
+/// kernel decides); one that is not a bundle, or an expired bundle, is
+/// warned about here.
+fn prepare(
+    opts: &MigrateOpts,
+    sysfs: &Sysfs,
+    req: &mut StartRequest,
+) -> Result<(Device, Option<String>), CliError> {
+    let mut header = None;
     if let Some(path) = &opts.token {
         req.token = hexfile::read_token(path)?;
+        let note = token::describe_token(&req.token, token::now());
+        if let Some(w) = note.warning {
+            eprintln!("selfmig: warning: {}: {w}", path.display());
+        }
+        header = note.header;
     }
     req.validate()
         .map_err(|e| errno::refusal_of(Op::Start, e))?;
     check_abi(sysfs)?;
-    Device::open(&opts.dev, sysfs.is_loaded(Module::SelfMigrate))
+    let dev = Device::open(&opts.dev, sysfs.is_loaded(Module::SelfMigrate))?;
+    Ok((dev, header))
 }
 
 /// Fails if the loaded module's ioctl structures differ from this tool's.
@@ -486,6 +507,40 @@ mod tests {
         assert_eq!(r.token, vec![0x00, 0x11]);
         assert_eq!(e.class, ExitClass::Environment);
         assert!(e.hint.unwrap().contains("insmod self_migrate.ko"));
+    }
+
+    #[test]
+    fn a_bundle_is_passed_unchanged_and_its_grant_shown() {
+        use crate::crypto::{Gcm, Sha256};
+        use selfmig_proto::bundle::{MintSpec, TokenBundle};
+        let key = [0x42u8; 16];
+        let spec = MintSpec {
+            key_id: selfmig_proto::token::key_id(&Sha256, &key).unwrap(),
+            id: [1; 16],
+            expiry: u64::MAX,
+            granted_pages: 4096,
+            granted_vcpus: 1,
+            unit_pages: 1024,
+            price_per_unit: 0,
+            chain_len: 4,
+            session_key: [2; 32],
+            seed: [3; 32],
+        };
+        let b = TokenBundle::mint(&Gcm::new(&key).unwrap(), &Sha256, &[4; 12], &spec).unwrap();
+        let bytes = b.encode();
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("bundle");
+        std::fs::write(&token, format!("{}\n", hexfile::encode(&bytes))).unwrap();
+        let mut r = req();
+        let e = prepare(&opts(Some(token)), &no_sysfs(), &mut r).unwrap_err();
+        assert_eq!(r.token, bytes.to_vec());
+        assert_eq!(e.class, ExitClass::Environment);
+        let note = token::describe_token(&r.token, 0);
+        assert!(note
+            .header
+            .unwrap()
+            .starts_with("token bundle: 4096 pages (16.0 MiB), 1 vCPU; 4 links of 4.0 MiB"));
+        assert_eq!(note.warning, None);
     }
 
     #[test]

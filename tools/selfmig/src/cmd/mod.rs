@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The subcommands, one file each. A new subcommand (e.g. `token`) is a
+//! The subcommands, one file each. A new subcommand is a
 //! variant of [`Command`] in `cli.rs` and a file here with a `run`.
 
 mod abort;
 mod migrate;
 mod receive;
 mod status;
+mod token;
 
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
@@ -21,6 +22,7 @@ pub fn run(cli: &Cli) -> ExitClass {
         Command::Receive(opts) => receive::run(opts, &sysfs),
         Command::Status(opts) => status::run(opts, &sysfs),
         Command::Abort(opts) => abort::run(opts, &sysfs),
+        Command::Token(opts) => token::run(opts),
     }
 }
 
