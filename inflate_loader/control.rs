@@ -6,6 +6,7 @@
 use crate::global::{Global, Published};
 use crate::kthread::KThread;
 use crate::listener::TcpListener;
+use crate::proto::replay::{ReplayEntry, ReplaySet};
 use crate::proto::uapi::{ControlError, Endpoint};
 use crate::refuse::refuse;
 use crate::socket::Shutdown;
@@ -94,6 +95,11 @@ pub(crate) struct Control {
     pub(crate) listen: Option<Endpoint>,
     /// Provider key (AES-GCM), empty until set; never shown.
     pub(crate) key: KVec<u8>,
+    /// The provider key's id (`proto::token::key_id`).
+    pub(crate) key_id: u16,
+    /// Ids of the tokens admitted so far (single use), lent to the receiver
+    /// thread for each connection; kept across connections and listeners.
+    replay: Option<ReplaySet<KVec<ReplayEntry>>>,
     /// Current state.
     pub(crate) state: LoaderState,
     /// Counters.
@@ -109,13 +115,19 @@ static CONTROL: Global<Control> = Global::new();
 /// The receiver thread's entry point.
 static RECEIVER_THREAD: fn() = crate::receiver::run;
 
+/// Unexpired tokens one loader can remember (see `proto::replay`).
+const REPLAY_CAPACITY: usize = 1024;
+
 /// Allocates the control state and publishes it for the callbacks.
 pub(crate) fn publish() -> Result<Published<Control>> {
+    let slots = KVec::from_elem(ReplayEntry::EMPTY, REPLAY_CAPACITY, GFP_KERNEL)?;
     Published::new(
         &CONTROL,
         new_mutex!(Control {
             listen: None,
             key: KVec::new(),
+            key_id: 0,
+            replay: Some(ReplaySet::new(slots)),
             state: LoaderState::Idle,
             counters: Counters::default(),
             last_error: "none",
@@ -227,6 +239,29 @@ pub(crate) fn set_conn(conn: Option<Shutdown>) -> bool {
         !c.run.stop
     })
     .unwrap_or(false)
+}
+
+/// For the thread: a copy of the provider key and its id.
+pub(crate) fn provider_key() -> Result<(KVec<u8>, u16)> {
+    let copy = with(|c| {
+        let mut key = KVec::with_capacity(c.key.len(), GFP_KERNEL)?;
+        key.extend_from_slice(&c.key, GFP_KERNEL)?;
+        Ok((key, c.key_id))
+    })?;
+    match copy {
+        Ok((key, _)) if key.is_empty() => Err(crate::errno::errno(crate::proto::uapi::ENOKEY)),
+        other => other,
+    }
+}
+
+/// For the thread: borrows the replay set for one connection.
+pub(crate) fn take_replay() -> Result<ReplaySet<KVec<ReplayEntry>>> {
+    with(|c| c.replay.take())?.ok_or(EBUSY)
+}
+
+/// For the thread: returns the replay set.
+pub(crate) fn put_replay(set: ReplaySet<KVec<ReplayEntry>>) {
+    let _ = with(|c| c.replay = Some(set));
 }
 
 /// For the thread: whether to stop.

@@ -11,8 +11,6 @@ use kernel::prelude::*;
 
 #[path = "bindings_generated.rs"]
 mod bindings;
-#[path = "../ksupport/channel.rs"]
-mod channel;
 mod control;
 #[path = "../ksupport/crypto.rs"]
 mod crypto;

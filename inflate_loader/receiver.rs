@@ -1,30 +1,37 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The receiver thread: accept one source at a time, admit it, take its
-//! image.
+//! The receiver thread: accept one source at a time and judge everything it
+//! sends through `proto::admission`, the loader's whole state machine.
 //!
-//! Admission comes before anything else: the first record must be a hello
-//! no longer than a machine description (a longer one is refused after
-//! reading only its 16-byte header), and the source's description must match
-//! this machine's. Every page frame a batch names must lie in the RAM map.
-//! Pages are inflated as they arrive (`image.rs`); when the image is complete
-//! the loader says so, and on the source's commit it jumps (`restore.rs`).
+//! For each record the thread reads the 16-byte header, asks
+//! [`Admission::begin`] how many payload bytes to read (the kind's fixed
+//! bound: nothing larger is ever read), reads exactly those, hands them to
+//! [`Admission::finish`], sends the reply it is handed, and acts on the
+//! event: memory is claimed only once the token verified and the sealed
+//! hello matched this machine and fit the grant; pages are placed only when
+//! their frames are in the RAM map and paid for. A refusal is sent to the
+//! source (a token reply before admission, a sealed abort after) and ends
+//! the connection; the image is freed and the loader listens again.
 
-use crate::channel::Channel;
 use crate::control;
+use crate::crypto::{random_bytes, Gcm, Sha256};
 use crate::errno::errno;
 use crate::failure::{Context, Failure};
 use crate::image::Image;
 use crate::machine;
 use crate::pm;
+use crate::proto::admission::{Admission, Event, Reason, Reply};
+use crate::proto::crypto::TAG_LEN;
 use crate::proto::handoff::Handoff;
 use crate::proto::machine::MachineDesc;
+use crate::proto::replay::{ReplayEntry, ReplaySet};
+use crate::proto::seal::SALT_LEN;
 use crate::proto::uapi;
 use crate::proto::wire::{
-    decode_abort, CommitInfo, HelloReply, PageBatch, RecordKind, Refusal, ResumeInfo, VerifyHashes,
-    ABORT_TARGET_FAILED, ABORT_VERIFY_FAILED, HEADER_LEN, MAX_PAYLOAD,
+    CommitInfo, RecordKind, ResumeInfo, VerifyHashes, ABORT_TARGET_FAILED, ABORT_VERIFY_FAILED,
+    HEADER_LEN, MAX_PAYLOAD,
 };
-use crate::restore;
+use crate::restore::{self, Prepared};
 use crate::socket::TcpStream;
 use crate::tsc;
 use crate::verify::Expected;
@@ -32,6 +39,9 @@ use kernel::prelude::*;
 
 /// How long each send or receive may take before the source counts as dead.
 const IO_TIMEOUT_MS: u32 = 15_000;
+
+/// The loader's admission state machine, with the kernel's crypto.
+type Session<'a> = Admission<'a, Gcm, Gcm, Sha256, KVec<ReplayEntry>>;
 
 /// Thread entry point.
 pub(crate) fn run() {
@@ -60,122 +70,302 @@ pub(crate) fn run() {
     control::listener_done();
 }
 
-/// Sends the verdict on a hello.
-fn reply(chan: &mut Channel<'_>, status: Refusal, detail: u32) -> Result<(), Failure> {
-    chan.send(
-        RecordKind::HelloReply,
-        &HelloReply { status, detail }.encode(),
-    )
+/// Wall-clock time in unix seconds.
+fn unix_now() -> u64 {
+    // SAFETY: No preconditions.
+    unsafe { crate::bindings::ktime_get_real_seconds() }.max(0) as u64
 }
 
-/// Admits one source: returns its description if it matches this machine.
-fn admit(chan: &mut Channel<'_>, local: &MachineDesc) -> Result<(), Failure> {
-    let mut buf = [0u8; MachineDesc::ENCODED_LEN];
-    let (header, payload) = chan.recv(&mut buf)?;
-    let malformed = |chan: &mut Channel<'_>, reason| {
-        let _ = reply(chan, Refusal::Malformed, 0);
-        control::update(|n, _| n.refused += 1);
-        Err(Failure::new(errno(uapi::EPROTO), reason))
-    };
-    if header.kind != RecordKind::Hello {
-        return malformed(chan, "first record is not a hello");
-    }
-    let Ok(source) = MachineDesc::decode(payload) else {
-        return malformed(chan, "malformed machine description");
-    };
-    if let Err(m) = source.check_compatible(local) {
-        let _ = reply(chan, Refusal::MachineMismatch, m as u32);
-        control::update(|n, _| n.refused += 1);
-        return Err(Failure::new(errno(uapi::EREMOTEIO), m.as_str()));
-    }
-    reply(chan, Refusal::Accepted, 0)?;
-    control::update(|n, _| {
-        n.admitted += 1;
-        n.pages_received = 0;
-        n.pages_verified = 0;
-    });
-    Ok(())
-}
-
-/// Serves one connection.
+/// Serves one connection, with the replay set taken from the control state
+/// for its duration.
 fn receive(stream: &TcpStream) -> Result<(), Failure> {
     let local = machine::describe().context("cannot describe this machine")?;
-    let mut chan = Channel::new(stream);
-    admit(&mut chan, &local)?;
-    let frames = local.ranges().last().map_or(0, |r| r.end_pfn());
-    let result = Image::claim(frames)
-        .map_err(|_| ENOMEM)
-        .context("cannot claim memory for the image")
-        .and_then(|mut image| {
-            pr_info!(
-                "source admitted: {} RAM pages, {} vCPUs; claimed {} free frames\n",
-                local.total_pages(),
-                local.vcpus,
-                image.claimed_frames()
-            );
-            take_image(stream, &mut chan, &local, &mut image)
-        });
-    control::update(|n, _| n.failed += 1);
+    let (key, key_id) = control::provider_key().context("no provider key")?;
+    let provider = Gcm::new(&key).context("cannot set up the provider key")?;
+    let mut replay = control::take_replay().context("replay set busy")?;
+    let result = with_session(stream, &provider, &mut replay, &local, key_id);
+    control::put_replay(replay);
     result
 }
 
-/// Prepares the jump, reports the image complete, and jumps on commit.
-fn restore_on_commit(
+/// Sets the admission session up and runs it.
+fn with_session(
     stream: &TcpStream,
-    chan: &mut Channel<'_>,
+    provider: &Gcm,
+    replay: &mut ReplaySet<KVec<ReplayEntry>>,
     local: &MachineDesc,
-    image: &mut Image,
-    info: &ResumeInfo,
+    key_id: u16,
 ) -> Result<(), Failure> {
-    let refuse = |chan: &mut Channel<'_>, f: Failure| {
-        let _ = chan.send(RecordKind::Abort, &ABORT_TARGET_FAILED.to_le_bytes());
-        Err(f)
+    let mut frames = KVVec::from_elem(0u64, Session::frame_words(local), GFP_KERNEL)
+        .map_err(|_| ENOMEM)
+        .context("cannot allocate the frame bitmap")?;
+    let mut salt = [0u8; SALT_LEN];
+    random_bytes(&mut salt);
+    let hash = Sha256;
+    let mut session = Session::new(
+        provider,
+        &hash,
+        replay,
+        &mut frames,
+        *local,
+        key_id,
+        unix_now(),
+        salt,
+    )
+    .map_err(|_| Failure::new(EINVAL, "cannot start an admission session"))?;
+    let mut receiver = Receiver {
+        stream,
+        local,
+        image: None,
+        expected: Expected::new(local.ranges().last().map_or(0, |r| r.end_pfn())),
+        prepared: None,
+        bytes_received: 0,
+        pages_received: 0,
     };
-    let prepared = match restore::prepare(image, local, info) {
-        Ok(p) => p,
-        Err(f) => return refuse(chan, f),
-    };
-    let cpus = match pm::OfflineCpus::take() {
-        Ok(c) => c,
-        Err(e) => return refuse(chan, Failure::new(e, "cannot take secondary CPUs offline")),
-    };
-    stream.set_quickack();
-    chan.send(RecordKind::Complete, &[])?;
-    let mut buf = [0u8; CommitInfo::ENCODED_LEN];
-    let (header, payload) = chan.recv(&mut buf)?;
-    let tsc_commit = tsc::rdtsc();
-    if header.kind != RecordKind::Commit {
-        return Err(Failure::new(errno(uapi::EPROTO), "expected the commit"));
+    let result = receiver.serve(&mut session);
+    if result.is_err() {
+        control::update(|n, _| {
+            if receiver.image.is_some() {
+                n.failed += 1;
+            }
+        });
     }
-    let commit =
-        CommitInfo::decode(payload).map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
-    let handoff = Handoff {
-        commit,
-        tsc_commit,
-        tsc_jump: tsc_commit,
-        tsc_khz: tsc::khz(),
-        pages_received: received(),
-        bytes_received: chan.bytes_received,
-        pages_verified: control::with(|c| c.counters.pages_verified).unwrap_or(0),
-        staged_pages: info.staged_pages,
-        tsc_trampoline: 0,
-        tsc_copied: 0,
-        pages_in_place: 0,
-    };
-    pr_info!("commit received; jumping into the image\n");
-    Err(restore::jump(&prepared, cpus, handoff))
+    result
+}
+
+/// One connection's progress.
+struct Receiver<'a> {
+    stream: &'a TcpStream,
+    local: &'a MachineDesc,
+    /// The image, once the source is admitted.
+    image: Option<Image>,
+    /// Verification hashes received (`verify=1`).
+    expected: Expected,
+    /// The jump, once the image is complete: prepared, CPUs offline.
+    prepared: Option<(Prepared, pm::OfflineCpus, ResumeInfo)>,
+    bytes_received: u64,
+    pages_received: u64,
+}
+
+impl Receiver<'_> {
+    /// Sends what admission handed back, if anything.
+    fn send_reply(&self, reply: &Reply) -> Result<(), Failure> {
+        if reply.is_empty() {
+            return Ok(());
+        }
+        self.stream
+            .send_all(reply.as_bytes())
+            .context("sending to the source failed")
+    }
+
+    /// A refusal by admission: already answered; counted and reported.
+    fn refused(&self, reason: Reason) -> Failure {
+        control::update(|n, _| {
+            if self.image.is_none() {
+                n.refused += 1;
+            }
+        });
+        pr_info!(
+            "refused the source: {} (code {})\n",
+            reason.as_str(),
+            reason.code()
+        );
+        Failure::new(errno(reason.errno()), reason.as_str())
+    }
+
+    /// Tells the source this loader gives up with `code` (an `ABORT_*`),
+    /// best effort, and fails with `f`.
+    fn abort(&self, session: &mut Session<'_>, code: u32, f: Failure) -> Failure {
+        let mut out = [0u8; HEADER_LEN + 4 + TAG_LEN];
+        if let Ok(len) = session.seal_outbound(RecordKind::Abort, &code.to_le_bytes(), &mut out) {
+            let _ = self.stream.send_all(&out[..len]);
+        }
+        f
+    }
+
+    /// Reads and judges records until the commit (which does not return)
+    /// or a failure.
+    fn serve(&mut self, session: &mut Session<'_>) -> Result<(), Failure> {
+        let mut buf = KVVec::from_elem(0u8, HEADER_LEN + MAX_PAYLOAD + TAG_LEN, GFP_KERNEL)
+            .map_err(|_| ENOMEM)
+            .context("cannot allocate the receive buffer")?;
+        let mut reply = Reply::new();
+        loop {
+            let mut raw = [0u8; HEADER_LEN];
+            self.stream
+                .recv_exact(&mut raw)
+                .context("receiving from the source failed")?;
+            let len = match session.begin(&raw, &mut reply) {
+                Ok(len) => len,
+                Err(reason) => {
+                    let _ = self.send_reply(&reply);
+                    return Err(self.refused(reason));
+                }
+            };
+            let payload = buf
+                .get_mut(..len)
+                .ok_or_else(|| Failure::new(errno(uapi::EMSGSIZE), "record too long"))?;
+            self.stream
+                .recv_exact(payload)
+                .context("receiving from the source failed")?;
+            self.bytes_received += (HEADER_LEN + len) as u64;
+            let event = match session.finish(payload, &mut reply) {
+                Ok(event) => event,
+                Err(reason) => {
+                    let _ = self.send_reply(&reply);
+                    return Err(self.refused(reason));
+                }
+            };
+            self.send_reply(&reply)?;
+            // A failure of ours after admission is told to the source
+            // (sealed; before admission there is no session to seal with).
+            if let Err(f) = self.act(session, event) {
+                return Err(self.abort(session, abort_code(&f), f));
+            }
+        }
+    }
+
+    /// Acts on an accepted record.
+    fn act(&mut self, session: &mut Session<'_>, event: Event<'_>) -> Result<(), Failure> {
+        match event {
+            Event::TokenAccepted(grant) => {
+                pr_info!(
+                    "token accepted: {} pages, {} vCPUs, {} links of {} pages\n",
+                    grant.pages,
+                    grant.vcpus,
+                    grant.chain_len,
+                    grant.unit_pages
+                );
+                control::update(|n, _| {
+                    n.pages_granted = grant.pages;
+                    n.pages_paid = 0;
+                    n.pages_used = 0;
+                    n.pages_received = 0;
+                    n.pages_verified = 0;
+                });
+                Ok(())
+            }
+            Event::Admitted => {
+                let frames = self.local.ranges().last().map_or(0, |r| r.end_pfn());
+                let image = Image::claim(frames)
+                    .map_err(|_| ENOMEM)
+                    .context("cannot claim memory for the image")?;
+                pr_info!(
+                    "source admitted: {} RAM pages, {} vCPUs; claimed {} free frames\n",
+                    self.local.total_pages(),
+                    self.local.vcpus,
+                    image.claimed_frames()
+                );
+                self.image = Some(image);
+                control::update(|n, _| n.admitted += 1);
+                Ok(())
+            }
+            Event::Paid { pages_paid, .. } => {
+                control::update(|n, _| n.pages_paid = pages_paid);
+                Ok(())
+            }
+            Event::Pages(batch) => {
+                let image = self
+                    .image
+                    .as_mut()
+                    .ok_or(Failure::new(errno(uapi::EPROTO), "pages before admission"))?;
+                for page in batch.pages() {
+                    image.place(page.pfn, &page.content)?;
+                }
+                self.pages_received += batch.len() as u64;
+                let (received, used) = (self.pages_received, session.pages_used());
+                control::update(|n, _| {
+                    n.pages_received = received;
+                    n.pages_used = used;
+                });
+                Ok(())
+            }
+            Event::VerifyHashes(bytes) => {
+                let record = VerifyHashes::decode(bytes)
+                    .map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
+                self.expected.take(&record)
+            }
+            Event::Complete(info) => self.complete(session, &info),
+            Event::Commit(payload) => {
+                let tsc_commit = tsc::rdtsc();
+                let commit = CommitInfo::decode(payload)
+                    .map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
+                let (prepared, cpus, info) = self.prepared.take().ok_or(Failure::new(
+                    errno(uapi::EPROTO),
+                    "commit before the image was complete",
+                ))?;
+                let handoff = Handoff {
+                    commit,
+                    tsc_commit,
+                    tsc_jump: tsc_commit,
+                    tsc_khz: tsc::khz(),
+                    pages_received: self.pages_received,
+                    bytes_received: self.bytes_received,
+                    pages_verified: control::with(|c| c.counters.pages_verified).unwrap_or(0),
+                    staged_pages: info.staged_pages,
+                    tsc_trampoline: 0,
+                    tsc_copied: 0,
+                    pages_in_place: 0,
+                };
+                pr_info!("commit received; jumping into the image\n");
+                Err(restore::jump(&prepared, cpus, handoff))
+            }
+            Event::SourceAborted(code) => {
+                pr_info!("the source abandoned the migration (code {})\n", code);
+                Err(Failure::new(
+                    errno(uapi::ECONNABORTED),
+                    "source abandoned the migration",
+                ))
+            }
+        }
+    }
+
+    /// The image is complete: verify it if asked, prepare the jump, take
+    /// the secondary CPUs offline and tell the source.
+    fn complete(&mut self, session: &mut Session<'_>, info: &ResumeInfo) -> Result<(), Failure> {
+        let image = self.image.as_mut().ok_or(Failure::new(
+            errno(uapi::EPROTO),
+            "image complete before admission",
+        ))?;
+        pr_info!(
+            "image complete: {} frames ({} in place, {} in slots), {} pages received, {} staged at the checkpoint\n",
+            image.pages,
+            image.direct,
+            image.slotted,
+            self.pages_received,
+            info.staged_pages
+        );
+        if info.verify_pages > 0 || self.expected.count() > 0 {
+            verify(image, &self.expected, info)?;
+        }
+        let prepared = restore::prepare(image, self.local, info)?;
+        let cpus = pm::OfflineCpus::take()
+            .map_err(|e| Failure::new(e, "cannot take secondary CPUs offline"))?;
+        self.stream.set_quickack();
+        let mut out = [0u8; HEADER_LEN + TAG_LEN];
+        let len = session
+            .seal_outbound(RecordKind::Complete, &[], &mut out)
+            .map_err(|r| Failure::new(errno(r.errno()), r.as_str()))?;
+        self.prepared = Some((prepared, cpus, *info));
+        self.stream
+            .send_all(&out[..len])
+            .context("sending to the source failed")
+    }
+}
+
+/// The abort code that tells the source why this loader gave up.
+fn abort_code(f: &Failure) -> u32 {
+    if f.err.to_errno() == -uapi::EBADMSG {
+        ABORT_VERIFY_FAILED
+    } else {
+        ABORT_TARGET_FAILED
+    }
 }
 
 /// In verify mode, checks every page of the image against the source's
-/// checkpoint hashes; on any difference tells the source and fails.
-fn verify(
-    chan: &mut Channel<'_>,
-    image: &Image,
-    expected: &Expected,
-    info: &ResumeInfo,
-) -> Result<(), Failure> {
-    let refuse = |chan: &mut Channel<'_>, reason| {
-        let _ = chan.send(RecordKind::Abort, &ABORT_VERIFY_FAILED.to_le_bytes());
+/// checkpoint hashes.
+fn verify(image: &Image, expected: &Expected, info: &ResumeInfo) -> Result<(), Failure> {
+    let failed = |reason| {
         control::update(|c, _| c.verify_failures += 1);
         Err(Failure::new(errno(uapi::EBADMSG), reason))
     };
@@ -186,7 +376,7 @@ fn verify(
             info.verify_pages,
             count
         );
-        return refuse(chan, "verify hashes incomplete");
+        return failed("verify hashes incomplete");
     }
     match expected.check(image) {
         Ok(checked) => {
@@ -204,80 +394,7 @@ fn verify(
                 bad.missing,
                 bad.first_pfn
             );
-            refuse(chan, "image failed verification")
-        }
-    }
-}
-
-/// Pages received so far in this migration.
-fn received() -> u64 {
-    control::with(|c| c.counters.pages_received).unwrap_or(0)
-}
-
-/// Receives records until the image is complete, then restores it on the
-/// source's commit.
-fn take_image(
-    stream: &TcpStream,
-    chan: &mut Channel<'_>,
-    local: &MachineDesc,
-    image: &mut Image,
-) -> Result<(), Failure> {
-    let mut buf = KVVec::from_elem(0u8, HEADER_LEN + MAX_PAYLOAD, GFP_KERNEL)
-        .map_err(|_| ENOMEM)
-        .context("cannot allocate the receive buffer")?;
-    let frames = local.ranges().last().map_or(0, |r| r.end_pfn());
-    let mut expected = Expected::new(frames);
-    loop {
-        let (header, payload) = chan.recv(&mut buf)?;
-        match header.kind {
-            RecordKind::PageBatch => {
-                let batch = PageBatch::decode(payload)
-                    .map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
-                if batch.pages().any(|p| !local.contains_pfn(p.pfn)) {
-                    return Err(Failure::new(
-                        errno(uapi::EPROTO),
-                        "page outside the RAM map",
-                    ));
-                }
-                for page in batch.pages() {
-                    image.place(page.pfn, &page.content)?;
-                }
-                let n = batch.len() as u64;
-                let used = image.pages;
-                control::update(|c, _| {
-                    c.pages_received += n;
-                    c.pages_used = used;
-                });
-            }
-            RecordKind::CpuContext => {
-                let info = ResumeInfo::decode(payload)
-                    .map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
-                pr_info!(
-                    "image complete: {} frames ({} in place, {} in slots), {} pages received, {} staged at the checkpoint\n",
-                    image.pages,
-                    image.direct,
-                    image.slotted,
-                    received(),
-                    info.staged_pages
-                );
-                if info.verify_pages > 0 || expected.count() > 0 {
-                    verify(chan, image, &expected, &info)?;
-                }
-                return restore_on_commit(stream, chan, local, image, &info);
-            }
-            RecordKind::VerifyHashes => {
-                let record = VerifyHashes::decode(payload)
-                    .map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
-                expected.take(&record)?;
-            }
-            RecordKind::Abort => {
-                let _ = decode_abort(payload);
-                return Err(Failure::new(
-                    errno(uapi::ECONNABORTED),
-                    "source abandoned the migration",
-                ));
-            }
-            _ => return Err(Failure::new(errno(uapi::EPROTO), "unexpected record")),
+            failed("image failed verification")
         }
     }
 }

@@ -4,6 +4,8 @@
 //! `Documentation/ABI/testing/sysfs-kernel-inflate_loader`).
 
 use crate::control::{self, LoaderState};
+use crate::crypto::Sha256;
+use crate::proto::token::key_id;
 use crate::proto::uapi::{self, ControlError, Endpoint, MAX_TOKEN_LEN};
 use crate::refuse::refuse;
 use crate::sysfs::{Attr, ShowBuf};
@@ -46,7 +48,13 @@ fn key_store(input: &[u8]) -> Result {
     key.extend_from_slice(&raw[..len], GFP_KERNEL)?;
     // Do not leave key material in the freed scratch buffer.
     raw.iter_mut().for_each(|b| *b = 0);
-    control::with(|c| c.key = key)
+    // The id tokens name their key by (see proto::token::key_id).
+    let id = key_id(&Sha256, &key).ok_or(EINVAL)?;
+    control::with(|c| {
+        c.key.iter_mut().for_each(|b| *b = 0);
+        c.key = key;
+        c.key_id = id;
+    })
 }
 
 /// `1` starts listening, `0` stops.

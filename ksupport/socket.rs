@@ -235,4 +235,28 @@ impl TcpStream {
         }
         Ok(())
     }
+
+    /// Whether the peer has sent something not read yet (without waiting
+    /// and without consuming it).
+    #[allow(dead_code)]
+    pub(crate) fn has_data(&self) -> bool {
+        let mut byte = 0u8;
+        let mut vec = bindings::kvec {
+            iov_base: (&mut byte as *mut u8).cast(),
+            iov_len: 1,
+        };
+        let mut msg = bindings::msghdr::default();
+        // SAFETY: The socket is live; `vec` describes one writable byte.
+        let n = unsafe {
+            bindings::kernel_recvmsg(
+                self.sock.sock.as_ptr(),
+                &mut msg,
+                &mut vec,
+                1,
+                1,
+                (bindings::MSG_PEEK | bindings::MSG_DONTWAIT) as i32,
+            )
+        };
+        n > 0
+    }
 }

@@ -6,6 +6,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vm.sh"
+. "$(dirname "$0")/token.sh"
 
 [ "$(id -u)" = 0 ] || die "needs root (network namespace, taps)"
 kdir=$(cat "$SELFMIG_TOP/build/kdir") || die "no kernel recorded; run make"
@@ -31,13 +32,16 @@ client=$!
 sleep 1
 before="pid $(vm_exec src 'cat /tmp/count.pid'), count $(vm_exec src 'cat /tmp/count'), md5 $(vm_exec src 'cat /tmp/data.md5')"
 
+say "provider: selfmig token mint --key provider.key --ram-mib $mem --vcpus 1 --expires-in 3600"
+token=$(mint_token demo --ram-mib "$mem" --vcpus 1)
+"$TOKEN_CLI" token inspect "$HARNESS_DIR/demo.token" --key "$HARNESS_DIR/provider.key" 2>&1 | sed 's/^/  provider| /'
 say "target: selfmig receive --listen 0.0.0.0:7000 --key /root/provider.key"
-vm_exec dst "echo 000102030405060708090a0b0c0d0e0f > /root/provider.key && selfmig receive --listen 0.0.0.0:7000 --key /root/provider.key" | sed 's/^/  target| /'
+vm_exec dst "echo $(provider_key) > /root/provider.key && selfmig receive --listen 0.0.0.0:7000 --key /root/provider.key" | sed 's/^/  target| /'
 say "source: selfmig migrate --to $DST:7000 --token /root/token.hex --verify"
 t0=$(date +%s.%N)
 # The CLI's session to us moves with the guest: its report comes from the
 # target VM.
-vm_exec src "echo 00112233445566778899aabbccddeeff > /root/token.hex && selfmig migrate --to $DST:7000 --token /root/token.hex --verify" > "$HARNESS_DIR/cli.out" || true
+vm_exec src "echo $token > /root/token.hex && selfmig migrate --to $DST:7000 --token /root/token.hex --verify" > "$HARNESS_DIR/cli.out" || true
 t1=$(date +%s.%N)
 sed 's/^/  source| /' "$HARNESS_DIR/cli.out"
 for _ in $(seq 1 100); do kill -0 "${VM_PID[src]}" 2>/dev/null || break; sleep 0.1; done

@@ -88,6 +88,11 @@ pub(crate) struct Extra {
     pub(crate) verify_pages: u64,
     /// Where the downtime of the last migration went.
     pub(crate) downtime: crate::downtime::Phases,
+    /// The target's reason code for its last refusal (see
+    /// `proto::admission::Reason`), 0 if none.
+    pub(crate) refusal: u32,
+    /// Payment units (chain links) paid to the target so far.
+    pub(crate) units_paid: u32,
     /// The tracker the last migration used (`None` before one ran).
     pub(crate) tracker_used: Option<Tracker>,
 }

@@ -11,7 +11,6 @@ use kernel::prelude::*;
 mod announce;
 #[path = "bindings_generated.rs"]
 mod bindings;
-#[path = "../ksupport/channel.rs"]
 mod channel;
 mod checkpoint;
 #[path = "../ksupport/connect.rs"]

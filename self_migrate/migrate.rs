@@ -10,23 +10,30 @@
 
 use crate::announce;
 use crate::bindings;
-use crate::channel::Channel;
+use crate::channel::{refusal, Channel, Wallet};
 use crate::checkpoint::{self, Mark, Outcome};
 use crate::control::{self, Request, Tracker};
 use crate::cpu_context;
+use crate::crypto::{random_bytes, Gcm, Sha256};
 use crate::dma;
 use crate::downtime::Phases;
 use crate::errno::errno;
 use crate::failure::{Context, Failure};
 use crate::fence::Fence;
 use crate::machine;
-use crate::precopy;
+use crate::precopy::{self, Tally};
+use crate::proto::admission::{encode_token_record, TokenReply};
+use crate::proto::bundle::TokenBundle;
+use crate::proto::chain::{chain_anchor, Link, Meter, Payer, LINK_LEN};
+use crate::proto::crypto::{scrub, SessionAead, TAG_LEN};
 use crate::proto::handoff::{tsc_delta_us, Handoff};
-use crate::proto::machine::{MachineDesc, Mismatch};
+use crate::proto::machine::MachineDesc;
+use crate::proto::seal::{stream_key, SALT_LEN};
 use crate::proto::uapi::{self, State};
 use crate::proto::wire::{
     decode_abort, BatchWriter, CommitInfo, HelloReply, RecordKind, Refusal, ResumeInfo,
     ABORT_TARGET_FAILED, ABORT_VERIFY_FAILED, FINAL_ROUND, HEADER_LEN, MAX_PAYLOAD, PAGE_SIZE,
+    TOKEN_RECORD_LEN,
 };
 use crate::shim;
 use crate::socket::TcpStream;
@@ -95,9 +102,25 @@ fn migrate(req: &Request) -> Result<i64, Failure> {
     let stream = TcpStream::connect(&req.target, CONNECT_TIMEOUT_MS)
         .context("cannot connect to the target")?;
     stream.set_timeouts(IO_TIMEOUT_MS);
+    let bundle = TokenBundle::decode(&req.token).map_err(|e| {
+        Failure::new(
+            errno(e.errno()),
+            "the token is not a selfmig token bundle (selfmig token mint makes one)",
+        )
+    })?;
+    // The payer's links, kept for the whole connection.
+    let mut links = KVVec::from_elem(
+        [0u8; LINK_LEN],
+        Payer::storage_len(bundle.chain_len),
+        GFP_KERNEL,
+    )
+    .map_err(|_| ENOMEM)
+    .context("cannot allocate the payment chain")?;
     control::set_live(Some(stream.shutdown_handle()))?;
-    let mut chan = Channel::new(&stream);
-    let result = match session(&mut chan, &stream, &desc, req) {
+    let mut chan = Channel::new(&stream)?;
+    let result = match present_token(&mut chan, &bundle, &mut links)
+        .and_then(|()| session(&mut chan, &stream, &desc, req))
+    {
         // An abort shuts the socket down, so the failure the session saw is
         // a broken pipe; report the cause instead.
         Err(_) if control::abort_requested() => Err(control::aborted()),
@@ -111,6 +134,46 @@ fn migrate(req: &Request) -> Result<i64, Failure> {
     // Withdraw the abort handle before the stream is dropped.
     let _ = control::set_live(None);
     result
+}
+
+/// Presents the token, derives the stream key from the target's answer,
+/// and from then on seals the stream and pays as pages go out.
+fn present_token<'s>(
+    chan: &mut Channel<'_, 's>,
+    bundle: &TokenBundle,
+    links: &'s mut [Link],
+) -> Result<(), Failure> {
+    let mut salt = [0u8; SALT_LEN];
+    random_bytes(&mut salt);
+    let mut record = [0u8; HEADER_LEN + TOKEN_RECORD_LEN + TAG_LEN];
+    let seq = chan.next_seq();
+    let len = encode_token_record(&bundle.token, &salt, seq, &mut record)
+        .map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
+    chan.send_built(&mut record, len)?;
+    let (header, payload) = chan.recv()?;
+    if header.kind != RecordKind::TokenReply {
+        return Err(Failure::new(
+            errno(uapi::EPROTO),
+            "target answered the token with another record",
+        ));
+    }
+    let reply =
+        TokenReply::decode(payload).map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
+    if !reply.accepted() {
+        return Err(refusal(reply.code));
+    }
+    let mut key = stream_key(&Sha256, &bundle.session_key, &salt, &reply.salt);
+    let aead = Gcm::with_key(&key);
+    scrub(&mut key);
+    chan.seal_with(aead.map_err(|_| Failure::new(EINVAL, "cannot set up the stream key"))?);
+    let anchor = chain_anchor(&Sha256, &bundle.seed, bundle.chain_len);
+    let payer = Payer::new(&Sha256, &bundle.seed, bundle.chain_len, &anchor, links)
+        .map_err(|_| Failure::new(EINVAL, "cannot set up the payment chain"))?;
+    chan.pay_with(Wallet::new(
+        payer,
+        Meter::new(bundle.granted_pages, bundle.unit_pages),
+    ));
+    Ok(())
 }
 
 /// How long the commit may take to reach the target's TCP.
@@ -131,7 +194,7 @@ const MAX_ATTEMPTS: u32 = 3;
 /// Everything that happens over the connection; returns the clock skew as
 /// [`migrate`] does.
 fn session(
-    chan: &mut Channel<'_>,
+    chan: &mut Channel<'_, '_>,
     stream: &TcpStream,
     desc: &MachineDesc,
     req: &Request,
@@ -142,7 +205,7 @@ fn session(
     }
     control::update(|_, x| x.tracker_used = Some(Tracker::Hash));
     let mut tracker = HashTracker::new(desc).context("cannot allocate the page hashes")?;
-    let mut buf = KVVec::from_elem(0u8, HEADER_LEN + MAX_PAYLOAD, GFP_KERNEL)
+    let mut buf = KVVec::from_elem(0u8, HEADER_LEN + MAX_PAYLOAD + TAG_LEN, GFP_KERNEL)
         .map_err(|_| ENOMEM)
         .context("cannot allocate the send buffer")?;
     let mut staging = Staging::new(STAGING_PAGES)
@@ -236,7 +299,11 @@ fn session(
 }
 
 /// The target holds the complete image: commit, and stop for good.
-fn commit(chan: &mut Channel<'_>, stream: &TcpStream, info: &CommitInfo) -> Result<(), Failure> {
+fn commit(
+    chan: &mut Channel<'_, '_>,
+    stream: &TcpStream,
+    info: &CommitInfo,
+) -> Result<(), Failure> {
     chan.send(RecordKind::Commit, &info.encode())?;
     // From the moment the commit reaches the target, the guest lives there.
     // Wait until its TCP has it, then power off, whatever happens.
@@ -323,7 +390,7 @@ fn resumed(handoff: &[u8], t0: i64, verify: bool) -> i64 {
 /// After the checkpoint: sends the staged pages and where to resume, and
 /// waits for the target's verdict. The fence is up until this returns.
 fn finish(
-    chan: &mut Channel<'_>,
+    chan: &mut Channel<'_, '_>,
     tracker: &mut HashTracker,
     buf: &mut [u8],
     staged: &Staged<'_>,
@@ -335,17 +402,15 @@ fn finish(
     while index < staging.len() {
         let mut batch = BatchWriter::new(&mut *buf, FINAL_ROUND)
             .map_err(|_| Failure::new(ENOMEM, "send buffer too small"))?;
-        let mut zero = 0;
+        let mut tally = Tally::default();
         while let Some((pfn, page)) = staging.get(index) {
             if batch.is_full() {
                 break;
             }
-            if precopy::push_page(&mut batch, tracker, pfn, page)? {
-                zero += 1;
-            }
+            precopy::push_page(&mut batch, tracker, pfn, page, &mut tally)?;
             index += 1;
         }
-        precopy::flush(chan, batch, zero)?;
+        precopy::flush(chan, batch, &tally)?;
     }
     let verify_pages = match staged.verify {
         Some(v) => v.send(chan, buf)?,
@@ -364,8 +429,7 @@ fn finish(
     chan.send(RecordKind::CpuContext, &info.encode())?;
     let since = |t0: i64| (now_ns() - t0).max(0) as u64;
     let sent_ns = since(staged.t0);
-    let mut reply = [0u8; 8];
-    let (header, payload) = chan.recv(&mut reply)?;
+    let (header, payload) = chan.recv()?;
     match header.kind {
         RecordKind::Abort => match decode_abort(payload) {
             Ok(ABORT_TARGET_FAILED) => Err(Failure::new(
@@ -376,7 +440,8 @@ fn finish(
                 errno(uapi::EREMOTEIO),
                 "target found the image corrupt",
             )),
-            _ => Err(Failure::new(
+            Ok(code) => Err(refusal(code)),
+            Err(_) => Err(Failure::new(
                 errno(uapi::EREMOTEIO),
                 "target abandoned the migration",
             )),
@@ -398,32 +463,32 @@ fn finish(
     }
 }
 
-/// Presents the machine description and waits for the target's verdict.
-fn admit(chan: &mut Channel<'_>, desc: &MachineDesc) -> Result<(), Failure> {
+/// Presents the machine description and waits for the target's verdict:
+/// a hello reply, or a sealed abort saying why not (another shape, a guest
+/// larger than the grant).
+fn admit(chan: &mut Channel<'_, '_>, desc: &MachineDesc) -> Result<(), Failure> {
     chan.send(RecordKind::Hello, &desc.encode())?;
-    let mut buf = [0u8; HelloReply::ENCODED_LEN];
-    let (header, payload) = chan.recv(&mut buf)?;
-    if header.kind != RecordKind::HelloReply {
-        return Err(Failure::new(
+    let (header, payload) = chan.recv()?;
+    match header.kind {
+        RecordKind::HelloReply => {
+            let reply = HelloReply::decode(payload)
+                .map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
+            match reply.status {
+                Refusal::Accepted => Ok(()),
+                _ => Err(Failure::new(
+                    errno(uapi::EREMOTEIO),
+                    "target refused the hello",
+                )),
+            }
+        }
+        RecordKind::Abort => {
+            let code =
+                decode_abort(payload).map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
+            Err(refusal(code))
+        }
+        _ => Err(Failure::new(
             errno(uapi::EPROTO),
             "target answered hello with another record",
-        ));
-    }
-    let reply =
-        HelloReply::decode(payload).map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
-    let refused = |reason| Err(Failure::new(errno(uapi::EREMOTEIO), reason));
-    match reply.status {
-        Refusal::Accepted => Ok(()),
-        Refusal::Busy => refused("target refused: busy with another migration"),
-        Refusal::Malformed => refused("target refused: malformed hello"),
-        Refusal::MachineMismatch => match Mismatch::from_u32(reply.detail) {
-            Some(Mismatch::ImageVersion) => refused("target refused: image format version differs"),
-            Some(Mismatch::PageSize) => refused("target refused: page size differs"),
-            Some(Mismatch::Vcpus) => refused("target refused: vCPU count differs"),
-            Some(Mismatch::PagingLevels) => refused("target refused: paging levels differ"),
-            Some(Mismatch::CpuFeatures) => refused("target refused: target CPU lacks a feature"),
-            Some(Mismatch::RamMap) => refused("target refused: RAM map differs"),
-            None => refused("target refused: machine mismatch"),
-        },
+        )),
     }
 }

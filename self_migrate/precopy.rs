@@ -93,52 +93,70 @@ impl Iterator for RamWalk<'_> {
     }
 }
 
-/// Sends one finished batch and accounts for it.
+/// What went into a batch.
+#[derive(Default)]
+pub(crate) struct Tally {
+    /// Pages sent as zero markers.
+    pub(crate) zero: u64,
+    /// Pages of frames never sent before.
+    pub(crate) new: u64,
+}
+
+/// Pays for the batch's new frames, then sends it (built in `buf`, which
+/// has room for the tag) and accounts for it.
 pub(crate) fn flush(
-    chan: &mut Channel<'_>,
-    batch: BatchWriter<'_>,
-    zero: u64,
+    chan: &mut Channel<'_, '_>,
+    mut batch: BatchWriter<'_>,
+    tally: &Tally,
 ) -> Result<(), Failure> {
     let pages = batch.count() as u64;
+    chan.pay_for(tally.new)?;
     let seq = chan.next_seq();
-    let record = batch
-        .finish(seq)
+    let len = batch
+        .finish_len(seq)
         .map_err(|_| Failure::new(EINVAL, "building a page batch failed"))?;
-    chan.send_built(record)?;
-    let bytes = chan.bytes_sent;
+    chan.send_built(batch.buffer(), len)?;
+    let (bytes, units) = (chan.bytes_sent, chan.units_paid());
+    let zero = tally.zero;
     control::update(|s, x| {
         s.pages_sent += pages;
         s.bytes_sent = bytes;
         x.zero_pages += zero;
+        x.units_paid = units;
     });
     Ok(())
 }
 
-/// Appends one page to `batch`, recording in the tracker what was sent.
+/// Appends one page to `batch`, recording in the tracker what was sent
+/// and in `tally` what kind of page it was.
 pub(crate) fn push_page(
     batch: &mut BatchWriter<'_>,
     tracker: &mut Tracker,
     pfn: u64,
     page: &[u8; PAGE_SIZE],
-) -> Result<bool, Failure> {
+    tally: &mut Tally,
+) -> Result<(), Failure> {
     let bad = |_| Failure::new(EINVAL, "bad page frame");
-    if is_zero(page) {
+    let new = if is_zero(page) {
         batch.push_zero(pfn).map_err(bad)?;
-        tracker.record(pfn, &ZERO_PAGE);
-        return Ok(true);
-    }
-    batch.push_data(pfn, page).map_err(bad)?;
-    if let Some(sent) = batch.last_data() {
-        tracker.record(pfn, sent);
-    }
-    Ok(false)
+        tally.zero += 1;
+        tracker.record(pfn, &ZERO_PAGE)
+    } else {
+        batch.push_data(pfn, page).map_err(bad)?;
+        match batch.last_data() {
+            Some(sent) => tracker.record(pfn, sent),
+            None => false,
+        }
+    };
+    tally.new += u64::from(new);
+    Ok(())
 }
 
 /// One pre-copy round: sends every page the tracker reports changed (all of
 /// them in round 0) through batches built in `buf`. Returns the number of
 /// pages sent.
 pub(crate) fn round(
-    chan: &mut Channel<'_>,
+    chan: &mut Channel<'_, '_>,
     desc: &MachineDesc,
     tracker: &mut Tracker,
     buf: &mut [u8],
@@ -149,7 +167,7 @@ pub(crate) fn round(
     loop {
         let mut batch = BatchWriter::new(&mut *buf, round)
             .map_err(|_| Failure::new(ENOMEM, "send buffer too small"))?;
-        let (mut zero, mut more) = (0u64, false);
+        let (mut tally, mut more) = (Tally::default(), false);
         for pfn in walk.by_ref() {
             if tracker.is_excluded(pfn) {
                 continue;
@@ -161,9 +179,7 @@ pub(crate) fn round(
             if !tracker.changed(pfn, page) {
                 continue;
             }
-            if push_page(&mut batch, tracker, pfn, page)? {
-                zero += 1;
-            }
+            push_page(&mut batch, tracker, pfn, page, &mut tally)?;
             sent += 1;
             if batch.is_full() {
                 more = true;
@@ -171,7 +187,7 @@ pub(crate) fn round(
             }
         }
         if batch.count() > 0 {
-            flush(chan, batch, zero)?;
+            flush(chan, batch, &tally)?;
         }
         if !more {
             break;

@@ -111,6 +111,8 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
     out.line(format_args!("staged_pages: {}", x.staged_pages))?;
     out.line(format_args!("checkpoint_us: {}", x.checkpoint_us))?;
     out.line(format_args!("verify_pages: {}", x.verify_pages))?;
+    out.line(format_args!("units_paid: {}", x.units_paid))?;
+    out.line(format_args!("refusal_code: {}", x.refusal))?;
     out.line(format_args!(
         "tracker_used: {}",
         x.tracker_used.map_or("none", |t| t.as_str())

@@ -45,7 +45,7 @@ impl Verify {
 
     /// Sends every run of hashes that holds a nonzero one; returns how
     /// many nonzero hashes went out. `buf` must hold the largest record.
-    pub(crate) fn send(&self, chan: &mut Channel<'_>, buf: &mut [u8]) -> Result<u64, Failure> {
+    pub(crate) fn send(&self, chan: &mut Channel<'_, '_>, buf: &mut [u8]) -> Result<u64, Failure> {
         let mut count = 0;
         for (i, run) in self.hashes.chunks(MAX_VERIFY_HASHES).enumerate() {
             let nonzero = run.iter().filter(|&&h| h != 0).count() as u64;

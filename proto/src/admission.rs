@@ -326,8 +326,10 @@ impl TokenReply {
     /// Decodes a payload of exactly [`TOKEN_REPLY_LEN`] bytes.
     pub fn decode(payload: &[u8]) -> Result<Self, WireError> {
         super::wire::exact_len(payload, TOKEN_REPLY_LEN)?;
-        let mut salt = [0u8; SALT_LEN];
-        salt.copy_from_slice(&payload[8..]);
+        let salt: [u8; SALT_LEN] = payload
+            .get(8..8 + SALT_LEN)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(WireError::Truncated)?;
         Ok(Self {
             code: u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]),
             detail: u32::from_le_bytes([payload[4], payload[5], payload[6], payload[7]]),

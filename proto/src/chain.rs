@@ -239,7 +239,7 @@ impl Meter {
 
     /// The most units worth paying: `ceil(granted / unit)`.
     pub fn max_units(&self) -> u64 {
-        self.granted_pages.div_ceil(self.unit_pages)
+        div_up(self.granted_pages, self.unit_pages)
     }
 
     /// Pages paid for, capped at the grant.
@@ -285,7 +285,7 @@ impl Meter {
         if total > self.granted_pages {
             return None;
         }
-        u32::try_from(total.div_ceil(self.unit_pages)).ok()
+        u32::try_from(div_up(total, self.unit_pages)).ok()
     }
 
     /// Uses `count` more pages, refusing any beyond the grant or the
@@ -338,8 +338,10 @@ impl Payment {
         if payload[4..8] != [0; 4] {
             return Err(WireError::BadField);
         }
-        let mut link = [0u8; LINK_LEN];
-        link.copy_from_slice(&payload[8..]);
+        let link: Link = payload
+            .get(8..8 + LINK_LEN)
+            .and_then(|l| l.try_into().ok())
+            .ok_or(WireError::Truncated)?;
         Ok(Self {
             index: u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]),
             link,
@@ -354,6 +356,15 @@ pub enum PayerError {
     NoSpace,
     /// The computed anchor is not the one expected (wrong seed or length).
     WrongSeed,
+}
+
+/// `ceil(n / d)`, and `n` for a zero `d` (which callers rule out): a
+/// division that cannot panic, so no panic path reaches the kernel build.
+fn div_up(n: u64, d: u64) -> u64 {
+    match d {
+        0 => n,
+        d => n.div_ceil(d),
+    }
 }
 
 /// Smallest `s` with `s * s >= n`.
@@ -427,7 +438,11 @@ impl<'s> Payer<'s> {
         let mut w = *seed;
         let mut i = len;
         loop {
-            if i > 0 && (i == len || i.is_multiple_of(step)) {
+            // (`%` rather than `is_multiple_of`: this file is also built by
+            // the kernel's older minimum Rust.)
+            #[allow(clippy::manual_is_multiple_of)]
+            let top = i == len || i % step == 0;
+            if i > 0 && top {
                 storage[((i - 1) / step) as usize] = w;
             }
             if i == 0 {

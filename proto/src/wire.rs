@@ -502,7 +502,21 @@ impl<'b> BatchWriter<'b> {
     }
 
     /// Writes the header and returns the whole record's bytes.
-    pub fn finish(self, seq: u32) -> Result<&'b [u8], WireError> {
+    pub fn finish(mut self, seq: u32) -> Result<&'b [u8], WireError> {
+        let len = self.finish_len(seq)?;
+        let buf: &'b [u8] = self.buf;
+        Ok(&buf[..len])
+    }
+
+    /// The buffer the writer builds in (the finished record at its start).
+    pub fn buffer(&mut self) -> &mut [u8] {
+        self.buf
+    }
+
+    /// Writes the header and returns the whole record's length, leaving
+    /// the record at the start of the buffer the writer was given (for a
+    /// caller that seals it in place).
+    pub fn finish_len(&mut self, seq: u32) -> Result<usize, WireError> {
         if self.count == 0 {
             return Err(WireError::BadBatchCount);
         }
@@ -515,7 +529,7 @@ impl<'b> BatchWriter<'b> {
         let mut hdr = [0u8; HEADER_LEN];
         header.encode(&mut hdr);
         self.buf[..HEADER_LEN].copy_from_slice(&hdr);
-        Ok(&self.buf[..self.len])
+        Ok(self.len)
     }
 }
 

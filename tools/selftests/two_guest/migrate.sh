@@ -16,6 +16,7 @@ top=$(cd "$(dirname "$0")/../../.." && pwd)
 . "$top/scripts/lib.sh"
 . "$top/scripts/vm.sh"
 . "$top/scripts/tap.sh"
+. "$top/scripts/token.sh"
 
 kdir=${1:?usage: migrate.sh KDIR INITRD}
 initrd=${2:?usage: migrate.sh KDIR INITRD}
@@ -53,9 +54,9 @@ count_before=$(vm_exec src 'cat /tmp/count')
 vm_exec src 'uevent /bin/selfmig-uevent-log </dev/null >/dev/null 2>&1 &' >/dev/null
 
 # The migration, through sysfs.
-vm_exec dst "echo 0.0.0.0:7000 > $IL/listen && echo 000102030405060708090a0b0c0d0e0f > $IL/key && echo 1 > $IL/enable" >/dev/null
+vm_exec dst "echo 0.0.0.0:7000 > $IL/listen && echo $(provider_key) > $IL/key && echo 1 > $IL/enable" >/dev/null
 start=$(date +%s.%N)
-vm_exec src "echo 00112233445566778899aabbccddeeff > $SM/token && echo 1 > $SM/verify && echo $DST:7000 > $SM/target && echo 1 > $SM/start" >/dev/null
+vm_exec src "echo $(mint_token migrate --vcpus "$smp") > $SM/token && echo 1 > $SM/verify && echo $DST:7000 > $SM/target && echo 1 > $SM/start" >/dev/null
 
 source_exited() {
 	local t

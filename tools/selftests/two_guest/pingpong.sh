@@ -15,6 +15,7 @@ top=$(cd "$(dirname "$0")/../../.." && pwd)
 . "$top/scripts/lib.sh"
 . "$top/scripts/vm.sh"
 . "$top/scripts/tap.sh"
+. "$top/scripts/token.sh"
 
 kdir=${1:?usage: pingpong.sh KDIR INITRD [HOPS]}
 initrd=${2:?usage: pingpong.sh KDIR INITRD [HOPS]}
@@ -41,17 +42,20 @@ hop() {
 	local n=$1 next=h$1 ip=$HARNESS_NET.$((2 + $1)) count t s
 	vm_boot "$next" "$ip" "$smp"
 	vm_wait_ready "$next" || return 1
-	vm_exec "$next" "echo 0.0.0.0:7000 > $IL/listen && echo 000102030405060708090a0b0c0d0e0f > $IL/key && echo 1 > $IL/enable" >/dev/null || return 1
+	vm_exec "$next" "echo 0.0.0.0:7000 > $IL/listen && echo $(provider_key) > $IL/key && echo 1 > $IL/enable" >/dev/null || return 1
+	# A fresh token for every hop (tokens are single use).
+	local token
+	token=$(mint_token "hop$n" --vcpus "$smp") || return 1
 	count=$(vm_exec guest 'cat /tmp/count')
 	if ((n % 2 == 0)); then
 		# The CLI (ioctl path): its own TCP session to us survives the move.
 		local said
-		said=$(vm_exec guest "echo 00ff > /tmp/token && selfmig migrate --to $ip:7000 --token /tmp/token --verify --json --no-progress 2>/dev/null") ||
+		said=$(vm_exec guest "echo $token > /tmp/token && selfmig migrate --to $ip:7000 --token /tmp/token --verify --json --no-progress 2>/dev/null") ||
 			{ tap_diag "hop $n: selfmig migrate: $said"; return 1; }
 		tap_diag "hop $n (CLI): $said"
 		python3 "$top/tools/selftests/two_guest/check_report.py" "$said" || return 1
 	else
-		vm_exec guest "echo 00ff > $SM/token && echo 1 > $SM/verify && echo $ip:7000 > $SM/target && echo 1 > $SM/start" >/dev/null || return 1
+		vm_exec guest "echo $token > $SM/token && echo 1 > $SM/verify && echo $ip:7000 > $SM/target && echo 1 > $SM/start" >/dev/null || return 1
 	fi
 	for ((t = 0; t < 600; t++)); do
 		kill -0 "${VM_PID[$host]}" 2>/dev/null || break

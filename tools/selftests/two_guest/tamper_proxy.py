@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""A man in the middle of one migration stream that flips one bit.
+"""A man in the middle of one migration stream.
 
-Listens on LISTEN_IP:LISTEN_PORT, accepts one connection (the source), and
-relays it to TARGET_IP:TARGET_PORT in both directions. In the source's
-direction it follows the record framing (16-byte headers, see
-proto/src/wire.rs) and flips one bit in the first data page of the first
-page batch of ROUND ("final" for the pages copied at the checkpoint, which
-are never sent again, so the damage cannot be repaired by a later round).
-Headers and lengths are left intact: only verification can notice.
+Listens on LISTEN_IP:LISTEN_PORT, accepts one connection (the source) and
+relays it to TARGET_IP:TARGET_PORT in both directions, damaging the
+source's direction as MODE says:
 
-Prints one line on stdout: the frame whose page was damaged, or "untouched".
+  flip:N   follow the record framing (16-byte headers, see proto/src/wire.rs;
+           after the token every record is sealed, kind | 0x8000) and flip
+           one bit in the middle of the payload of the N-th page batch.
+           Headers and lengths stay intact: only authentication can notice.
+  cut:N    relay the first N bytes of the source's stream, then close both
+           connections: a stream truncated mid-record.
 
-Usage: tamper_proxy.py LISTEN_IP LISTEN_PORT TARGET_IP TARGET_PORT [ROUND]
+Prints one line on stdout saying what it did.
+
+Usage: tamper_proxy.py LISTEN_IP LISTEN_PORT TARGET_IP TARGET_PORT MODE
 """
 import socket
 import struct
@@ -21,9 +24,7 @@ import threading
 
 HEADER_LEN = 16
 KIND_PAGE_BATCH = 3
-FINAL_ROUND = 0xFFFFFFFF
-PAGE_SIZE = 4096
-ENTRY_DATA = 0
+KIND_SEALED = 0x8000
 
 
 def recv_exact(sock, n):
@@ -37,27 +38,18 @@ def recv_exact(sock, n):
     return bytes(buf)
 
 
-def tamper_batch(payload, want_round):
-    """Flips a bit in the first data page of a batch of want_round.
-
-    Returns (payload, pfn) with pfn None when nothing was changed."""
-    rnd, count = struct.unpack_from("<II", payload, 0)
-    if rnd != want_round:
-        return payload, None
-    off = 8
-    for _ in range(count):
-        (word,) = struct.unpack_from("<Q", payload, off)
-        off += 8
-        if word >> 60 == ENTRY_DATA:
-            damaged = bytearray(payload)
-            damaged[off + PAGE_SIZE // 2] ^= 0x10
-            return bytes(damaged), word & ((1 << 60) - 1)
-        # A zero marker has no data bytes.
-    return payload, None
+def close(*socks):
+    """Shuts sockets down both ways, ignoring errors."""
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
-def relay_source(src, dst, want_round, result):
-    """Source to target: framed, with one bit flipped once."""
+def flip(src, dst, nth, result):
+    """Source to target, framed; one bit flipped in the nth page batch."""
+    seen = 0
     try:
         while True:
             header = recv_exact(src, HEADER_LEN)
@@ -67,9 +59,14 @@ def relay_source(src, dst, want_round, result):
             payload = recv_exact(src, length) if length else b""
             if payload is None:
                 break
-            if kind == KIND_PAGE_BATCH and result["pfn"] is None:
-                payload, pfn = tamper_batch(payload, want_round)
-                result["pfn"] = pfn
+            if kind & ~KIND_SEALED == KIND_PAGE_BATCH and length:
+                seen += 1
+                if seen == nth:
+                    damaged = bytearray(payload)
+                    damaged[length // 2] ^= 0x10
+                    payload = bytes(damaged)
+                    result.append(f"flipped a bit in page batch {nth} ({length} bytes, "
+                                  f"{'sealed' if kind & KIND_SEALED else 'plaintext'})")
             dst.sendall(header + payload)
     except OSError:
         pass
@@ -78,6 +75,22 @@ def relay_source(src, dst, want_round, result):
             dst.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+
+def cut(src, dst, limit, result):
+    """Source to target, verbatim, until limit bytes; then both closed."""
+    sent = 0
+    try:
+        while sent < limit:
+            data = src.recv(min(65536, limit - sent))
+            if not data:
+                break
+            dst.sendall(data)
+            sent += len(data)
+    except OSError:
+        pass
+    result.append(f"cut the stream after {sent} bytes")
+    close(src, dst)
 
 
 def relay_target(dst, src):
@@ -99,8 +112,7 @@ def relay_target(dst, src):
 
 def main():
     lip, lport, tip, tport = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-    rnd = sys.argv[5] if len(sys.argv) > 5 else "final"
-    want_round = FINAL_ROUND if rnd == "final" else int(rnd)
+    mode, _, arg = sys.argv[5].partition(":")
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((lip, lport))
@@ -110,15 +122,15 @@ def main():
     dst = socket.create_connection((tip, tport), timeout=10)
     dst.settimeout(None)
     src.settimeout(None)
-    result = {"pfn": None}
-    up = threading.Thread(target=relay_source, args=(src, dst, want_round, result))
+    result = []
+    work = {"flip": flip, "cut": cut}[mode]
+    up = threading.Thread(target=work, args=(src, dst, int(arg), result))
     down = threading.Thread(target=relay_target, args=(dst, src))
     up.start()
     down.start()
     up.join()
     down.join()
-    pfn = result["pfn"]
-    print("untouched" if pfn is None else f"flipped a bit in frame {pfn:#x}", flush=True)
+    print(result[0] if result else "untouched", flush=True)
 
 
 if __name__ == "__main__":
