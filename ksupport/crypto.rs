@@ -109,7 +109,7 @@ impl<'a> SgWriter<'a> {
     }
 }
 
-/// An allocated synchronous `gcm(aes)` transform.
+/// An allocated `gcm(aes)` transform.
 ///
 /// # Invariants
 ///
@@ -117,17 +117,15 @@ impl<'a> SgWriter<'a> {
 struct Tfm(NonNull<bindings::crypto_aead>);
 
 impl Tfm {
-    /// Allocates a `gcm(aes)` instance that completes requests inline: the
-    /// mask excludes implementations with `CRYPTO_ALG_ASYNC` set.
+    /// Allocates the best `gcm(aes)` instance the kernel has. On x86 that
+    /// is an asynchronous wrapper around the AES-NI/CLMUL code, which runs
+    /// the request inline whenever the FPU is usable (process context,
+    /// as all our callers are); [`Gcm`] waits when it does not.
     fn alloc() -> Result<Self> {
         // SAFETY: The name is a NUL-terminated string; type and mask are
         // plain flags.
         let tfm = from_err_ptr(unsafe {
-            bindings::crypto_alloc_aead(
-                c_str!("gcm(aes)").as_char_ptr(),
-                0,
-                bindings::CRYPTO_ALG_ASYNC,
-            )
+            bindings::crypto_alloc_aead(c_str!("gcm(aes)").as_char_ptr(), 0, 0)
         })?;
         // INVARIANT: Allocated above; `from_err_ptr` let no error through.
         Ok(Self(NonNull::new(tfm).ok_or(ENOMEM)?))
@@ -181,6 +179,8 @@ struct Scratch {
     aad: [u8; MAX_AAD],
     /// The tag: written by sealing, read by opening.
     tag: [u8; TAG_LEN],
+    /// Where an asynchronous completion is awaited.
+    wait: bindings::crypto_wait,
 }
 
 /// AES-GCM (16-byte tag, 12-byte nonce) from the kernel's crypto API.
@@ -210,6 +210,9 @@ impl Gcm {
         // SAFETY: All-zero bytes are a valid `Scratch`: byte arrays and
         // scatterlist entries, which hold only integers.
         let scratch = unsafe { scratch.assume_init() };
+        // SAFETY: The scratch area is boxed and stays put for the life of
+        // the request that will point at `wait`.
+        unsafe { bindings::selfmig_crypto_init_wait(&mut (*scratch.get()).wait) };
         let tfm = Tfm::alloc()?;
         // SAFETY: `tfm` is live; the key is readable for its length and is
         // copied into the transform.
@@ -239,15 +242,17 @@ impl Gcm {
         if aad.len() > MAX_AAD || buf.len() > MAX_BUF {
             return Err(CryptoError::Backend);
         }
-        // SAFETY: `Gcm` is not `Sync` and requests complete inline, so no
-        // other reference to the scratch area exists while this one does.
+        // SAFETY: `Gcm` is not `Sync` and every request has completed before
+        // `seal`/`open` return (`Gcm::run` waits), so no other reference to
+        // the scratch area exists while this one does.
         let scratch = unsafe { &mut *self.scratch.get() };
         scratch.iv = *nonce;
         scratch.aad[..aad.len()].copy_from_slice(aad);
-        let (iv, aad_kvaddr, tag_kvaddr) = (
+        let (iv, aad_kvaddr, tag_kvaddr, wait) = (
             scratch.iv.as_mut_ptr(),
             scratch.aad.as_ptr(),
             scratch.tag.as_ptr(),
+            core::ptr::addr_of_mut!(scratch.wait),
         );
         let mut sg = SgWriter::new(&mut scratch.sg);
         sg.push(aad_kvaddr, aad.len())?;
@@ -255,16 +260,52 @@ impl Gcm {
         sg.push(tag_kvaddr, TAG_LEN)?;
         let sg = sg.finish()?;
         let req = self.req.0.as_ptr();
-        // SAFETY: `req` is live; the list and the IV are in the scratch area
-        // and `buf` is borrowed by our caller until the request completes,
-        // inline. No callback: the transform is synchronous, and no
-        // CRYPTO_TFM_REQ_MAY_SLEEP, so any context may seal and open.
+        // SAFETY: `req` is live; the list, the IV and the wait are in the
+        // scratch area, and `buf` is borrowed by our caller until
+        // [`Gcm::run`] has waited for the request to complete. The flags
+        // let the request sleep: callers run in process context.
         unsafe {
-            bindings::selfmig_aead_request_set_callback(req, 0, None, core::ptr::null_mut());
+            bindings::selfmig_aead_request_set_callback(
+                req,
+                bindings::CRYPTO_TFM_REQ_MAY_BACKLOG | bindings::CRYPTO_TFM_REQ_MAY_SLEEP,
+                Some(bindings::crypto_req_done),
+                wait.cast(),
+            );
             bindings::selfmig_aead_request_set_crypt(req, sg, sg, cryptlen as u32, iv);
             bindings::selfmig_aead_request_set_ad(req, aad.len() as u32);
         }
         Ok(())
+    }
+}
+
+impl Gcm {
+    /// Runs the prepared request (`encrypt` or `decrypt`) to completion;
+    /// returns its status (0, `-EBADMSG`, ...).
+    fn run(&self, encrypt: bool) -> i32 {
+        let req = self.req.0.as_ptr();
+        // SAFETY: The request was prepared over live buffers; waiting on the
+        // scratch area's `wait` (the request's callback data) means it has
+        // completed when this returns, so nothing refers to the buffers
+        // afterwards.
+        unsafe {
+            let ret = if encrypt {
+                bindings::crypto_aead_encrypt(req)
+            } else {
+                bindings::crypto_aead_decrypt(req)
+            };
+            bindings::selfmig_crypto_wait_req(ret, &mut (*self.scratch.get()).wait)
+        }
+    }
+
+    /// The name of the implementation the kernel chose.
+    pub(crate) fn driver(&self) -> &CStr {
+        // SAFETY: The transform is live; the name is a NUL-terminated string
+        // in its algorithm, which outlives it.
+        unsafe {
+            CStr::from_char_ptr(bindings::selfmig_crypto_aead_driver_name(
+                self._tfm.0.as_ptr(),
+            ))
+        }
     }
 }
 
@@ -278,8 +319,7 @@ impl Aead for Gcm {
     ) -> Result<(), CryptoError> {
         let len = buf.len();
         self.prepare(nonce, aad, buf, len)?;
-        // SAFETY: The request was prepared above over live buffers.
-        if unsafe { bindings::crypto_aead_encrypt(self.req.0.as_ptr()) } != 0 {
+        if self.run(true) != 0 {
             return Err(CryptoError::Backend);
         }
         // SAFETY: The request has completed; no other reference to the
@@ -300,8 +340,7 @@ impl Aead for Gcm {
         unsafe { (*self.scratch.get()).tag = *tag };
         let len = buf.len() + TAG_LEN;
         self.prepare(nonce, aad, buf, len)?;
-        // SAFETY: The request was prepared above over live buffers.
-        match unsafe { bindings::crypto_aead_decrypt(self.req.0.as_ptr()) } {
+        match self.run(false) {
             0 => Ok(()),
             EBADMSG => Err(CryptoError::Auth),
             _ => Err(CryptoError::Backend),
@@ -427,6 +466,8 @@ fn gcm_vector(
 /// pages of a vmalloc buffer as one can, under a random key and nonce:
 /// the scatterlist then has as many entries as it will ever need.
 fn gcm_largest_record() -> Result<(), Failure> {
+    // SAFETY: No preconditions.
+    let now = || unsafe { bindings::ktime_get() };
     const CHECK: &str = "AES-256-GCM round trip of a largest record in vmalloc space";
     let mut key = [0u8; KEY_LEN];
     let mut nonce = [0u8; NONCE_LEN];
@@ -442,13 +483,21 @@ fn gcm_largest_record() -> Result<(), Failure> {
     let (aad, buf) = record.split_at_mut(HEADER_LEN);
     let plain = Sha256.hash(buf);
     let mut tag = [0u8; TAG_LEN];
-    if gcm.seal(&nonce, aad, buf, &mut tag).is_err()
+    let start = now();
+    let sealed = gcm.seal(&nonce, aad, buf, &mut tag);
+    let sealed_ns = (now() - start).max(1) as u64;
+    if sealed.is_err()
         || Sha256.hash(buf) == plain
         || gcm.open(&nonce, aad, buf, &tag).is_err()
         || Sha256.hash(buf) != plain
     {
         return Err(self_test_failed(CHECK));
     }
+    pr_info!(
+        "crypto self-test passed; gcm(aes) is {}, sealing at {} MB/s\n",
+        gcm.driver(),
+        buf.len() as u64 * 1000 / sealed_ns
+    );
     Ok(())
 }
 

@@ -67,3 +67,18 @@ void selfmig_sha256_init(struct sha256_state *sctx)
 {
 	sha256_init(sctx);
 }
+
+void selfmig_crypto_init_wait(struct crypto_wait *wait)
+{
+	crypto_init_wait(wait);
+}
+
+int selfmig_crypto_wait_req(int err, struct crypto_wait *wait)
+{
+	return crypto_wait_req(err, wait);
+}
+
+const char *selfmig_crypto_aead_driver_name(struct crypto_aead *tfm)
+{
+	return crypto_aead_driver_name(tfm);
+}

@@ -23,5 +23,8 @@ void selfmig_sg_set_page(struct scatterlist *sg, struct page *page, unsigned int
 void selfmig_sg_mark_end(struct scatterlist *sg);
 struct page *selfmig_virt_to_page(const void *kvaddr);
 void selfmig_sha256_init(struct sha256_state *sctx);
+void selfmig_crypto_init_wait(struct crypto_wait *wait);
+int selfmig_crypto_wait_req(int err, struct crypto_wait *wait);
+const char *selfmig_crypto_aead_driver_name(struct crypto_aead *tfm);
 
 #endif
