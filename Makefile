@@ -56,7 +56,7 @@ rust-analyzer: $(KDIR_DEP)
 clean:
 	-[ -z "$(KDIR)" ] || $(KMAKE) clean
 	rm -rf $(TOP)/build $(TOP)/proto/target $(TOP)/proto/fuzz/target \
-		$(TOP)/tools/selfmig/target
+		$(TOP)/tools/selfmig/target $(TOP)/tools/hostile/target
 	find $(TOP) -name bindings_generated.rs -delete
 
 # rustfmt follows `mod` declarations, so the crate roots cover every file

@@ -9,7 +9,8 @@
 #   4. kselftests in a virtme-ng guest (module load/unload, sysfs, ioctl)
 #   5. two-guest harness: bring-up; connection, admission, pre-copy,
 #      checkpoint and every failure before commit; tokens, payment and
-#      damaged streams refused; a full migration; five migrations in a row
+#      damaged streams refused; a hostile source's malformed streams
+#      refused; a full migration; five migrations in a row
 # Logs go to build/check/. Exit status is non-zero if anything failed.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -83,7 +84,7 @@ add "$p" "$f" "$s" kselftests
 echo "== two-guest harness"
 initrd="$SELFMIG_TOP/build/initramfs.cpio.gz"
 "$SELFMIG_TOP/scripts/mkinitramfs.sh" "$kdir" "$initrd"
-for t in bringup precopy admission migrate pingpong; do
+for t in bringup precopy admission hostile migrate pingpong; do
 	echo "-- two_guest/$t.sh"
 	"$SELFMIG_TOP/tools/selftests/two_guest/$t.sh" "$kdir" "$initrd" 2>&1 | tee "$logs/two_guest_$t.tap"
 	read -r p f s < <(tap_count "$logs/two_guest_$t.tap")
