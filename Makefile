@@ -63,7 +63,7 @@ clean:
 # of the modules, ksupport/ and the proto/ files they include.
 RUSTFMT_ROOTS := self_migrate/main.rs inflate_loader/inflate_loader.rs \
 	proto/src/lib.rs proto/tests/*.rs tools/selfmig/src/main.rs \
-	tools/selfmig/tests/*.rs
+	tools/selfmig/tests/*.rs tools/hostile/src/main.rs
 
 fmt:
 	cd $(TOP) && rustfmt --edition 2021 --config-path .rustfmt.toml $(RUSTFMT_ROOTS)
