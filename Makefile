@@ -5,6 +5,7 @@
 #   make              build self_migrate.ko and inflate_loader.ko
 #   make cli          build the selfmig command-line tool (static)
 #   make fuzz         fuzz the loader's admission path (FUZZ_SECONDS, default 600)
+#   make bench        selfmig against QEMU's own live migration (bench/run.sh)
 #   make check        every test: cargo, kselftests in a guest, two-guest harness
 #   make demo         a live guest migrates itself with the CLI; prints a report
 #   make CLIPPY=1     build with clippy (must print no warnings)
@@ -33,7 +34,7 @@ KDIR_DEP := kernel
 KDIR = $(shell cat $(TOP)/build/kdir 2>/dev/null)
 endif
 
-.PHONY: all modules kernel setup clean check demo cli fuzz rust-analyzer fmt fmt-check
+.PHONY: all modules kernel setup clean check demo cli fuzz bench rust-analyzer fmt fmt-check
 
 all: modules
 
@@ -76,6 +77,9 @@ check: modules
 
 cli:
 	@$(TOP)/scripts/build-cli.sh
+
+bench: modules
+	@$(TOP)/bench/run.sh
 
 FUZZ_SECONDS ?= 600
 fuzz:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Build the test guests' initramfs: busybox-static, scripts/guest/init, the
-# two selfmig modules, the selfmig CLI (static), selfmig-workload and
-# selfmig-uevent-log.
+# two selfmig modules, the selfmig CLI (static), selfmig-workload,
+# selfmig-uevent-log and selfmig-dirty (the benchmark's dirtier).
 # Usage: mkinitramfs.sh KDIR OUT
 #
 # The archive is made with the kernel's own usr/gen_init_cpio, so device
@@ -22,7 +22,10 @@ fi
 
 cli=$("$SELFMIG_TOP/scripts/build-cli.sh")
 list=$(mktemp)
-trap 'rm -f "$list"' EXIT
+dirty=$(mktemp)
+trap 'rm -f "$list" "$dirty"' EXIT
+cc -static -O2 -Wall -o "$dirty" "$SELFMIG_TOP/scripts/guest/dirty.c" ||
+	die "cannot build scripts/guest/dirty.c statically (libc6-dev?)"
 {
 	echo "dir /dev 0755 0 0"
 	echo "nod /dev/console 0600 0 0 c 5 1"
@@ -36,6 +39,7 @@ trap 'rm -f "$list"' EXIT
 	echo "file /bin/selfmig $cli 0755 0 0"
 	echo "file /bin/selfmig-workload $SELFMIG_TOP/scripts/guest/workload 0755 0 0"
 	echo "file /bin/selfmig-uevent-log $SELFMIG_TOP/scripts/guest/uevent-log 0755 0 0"
+	echo "file /bin/selfmig-dirty $dirty 0755 0 0"
 	for m in self_migrate inflate_loader; do
 		ko="$SELFMIG_TOP/$m/$m.ko"
 		[ -f "$ko" ] || die "$ko missing; run make"

@@ -88,6 +88,13 @@ vm_boot() {
 	VM_MEM[$name]=$mem
 	VM_TAP[$name]=tap-$name
 	VM_MAC[$name]=$(printf '52:54:00:77:00:%02x' "$n")
+	# VM_INCOMING_FROM=SOURCE: this VM is the destination of QEMU's own
+	# migration of SOURCE: same NIC address, RAM from $HARNESS_DIR/NAME.mig.
+	local incoming=()
+	if [ -n "${VM_INCOMING_FROM:-}" ]; then
+		VM_MAC[$name]=${VM_MAC[$VM_INCOMING_FROM]}
+		incoming=(-incoming "unix:$HARNESS_DIR/$name.mig")
+	fi
 	if ! ip -n "$HARNESS_NS" link show "tap-$name" >/dev/null 2>&1; then
 		ip -n "$HARNESS_NS" tuntap add dev "tap-$name" mode tap
 		ip -n "$HARNESS_NS" link set "tap-$name" master br0 up
@@ -104,7 +111,7 @@ vm_boot() {
 		-qmp "unix:$HARNESS_DIR/$name.qmp,server=on,wait=off" \
 		-netdev "tap,id=n0,ifname=tap-$name,script=no,downscript=no" \
 		-device "virtio-net-pci,netdev=n0,mac=${VM_MAC[$name]},iommu_platform=on,disable-legacy=on" \
-		${SELFMIG_QEMU_EXTRA:-} >"$HARNESS_DIR/$name.qemu" 2>&1 &
+		"${incoming[@]}" ${SELFMIG_QEMU_EXTRA:-} >"$HARNESS_DIR/$name.qemu" 2>&1 &
 	VM_PID[$name]=$!
 }
 
