@@ -57,14 +57,15 @@ rust-analyzer: $(KDIR_DEP)
 clean:
 	-[ -z "$(KDIR)" ] || $(KMAKE) clean
 	rm -rf $(TOP)/build $(TOP)/proto/target $(TOP)/proto/fuzz/target \
-		$(TOP)/tools/selfmig/target $(TOP)/tools/hostile/target
+		$(TOP)/tools/selfmig/target $(TOP)/tools/hostile/target \
+		$(TOP)/tools/hostcrypto/target
 	find $(TOP) -name bindings_generated.rs -delete
 
 # rustfmt follows `mod` declarations, so the crate roots cover every file
 # of the modules, ksupport/ and the proto/ files they include.
 RUSTFMT_ROOTS := self_migrate/main.rs inflate_loader/inflate_loader.rs \
 	proto/src/lib.rs proto/tests/*.rs tools/selfmig/src/main.rs \
-	tools/selfmig/tests/*.rs tools/hostile/src/main.rs
+	tools/selfmig/tests/*.rs tools/hostile/src/main.rs tools/hostcrypto/src/lib.rs
 
 fmt:
 	cd $(TOP) && rustfmt --edition 2021 --config-path .rustfmt.toml $(RUSTFMT_ROOTS)

@@ -31,7 +31,7 @@ add() {
 
 echo "== lint"
 {
-	tap_plan 5
+	tap_plan 6
 	tap_result "rustfmt --check" quiet make -s -C "$SELFMIG_TOP" fmt-check
 	make -C "$SELFMIG_TOP" CLIPPY=1 modules > "$logs/clippy.log" 2>&1
 	clippy_rc=$?
@@ -41,6 +41,8 @@ echo "== lint"
 	make -s -C "$SELFMIG_TOP" modules > /dev/null 2>&1
 	tap_result "proto: cargo clippy, no warnings" quiet \
 		cargo clippy --quiet --locked --all-targets --manifest-path "$SELFMIG_TOP/proto/Cargo.toml" -- -D warnings
+	tap_result "the tools' shared crypto: cargo clippy, no warnings" quiet \
+		cargo clippy --quiet --locked --all-targets --manifest-path "$SELFMIG_TOP/tools/hostcrypto/Cargo.toml" -- -D warnings
 	tap_result "the hostile-source tool: cargo clippy, no warnings" quiet \
 		cargo clippy --quiet --locked --all-targets --manifest-path "$SELFMIG_TOP/tools/hostile/Cargo.toml" -- -D warnings
 	tap_result "the selfmig CLI: cargo clippy, no warnings" quiet \
@@ -60,6 +62,7 @@ cargo_suite() {
 }
 cargo_suite proto "$SELFMIG_TOP/proto"
 cargo_suite cli "$SELFMIG_TOP/tools/selfmig"
+cargo_suite hostcrypto "$SELFMIG_TOP/tools/hostcrypto"
 cargo_suite hostile "$SELFMIG_TOP/tools/hostile"
 
 echo "== fuzz: the loader's record parser and admission state machine"

@@ -188,7 +188,7 @@ pub fn run(scenario: Scenario, target: &Target) -> Report {
 }
 
 /// A local failure as an outcome.
-fn local(what: &str) -> impl Fn(std::io::Error) -> Outcome + '_ {
+fn local<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> Outcome + '_ {
     move |e| Outcome::Other(format!("{what}: {e}"))
 }
 
