@@ -88,7 +88,7 @@ record() {
 }
 
 run_selfmig() {
-	local wl=$1 mib=$2 run=$3 mem t0 t1 gap st
+	local wl=$1 mib=$2 run=$3 mem t0 t1 gap st exited
 	mem=$(qemu_mem "$mib")
 	vm_boot src "$SRC" 1 "$mem"
 	vm_boot dst "$DST" 1 "$mem"
@@ -99,10 +99,11 @@ run_selfmig() {
 	vm_exec src "echo $(mint_token "b$run" --ram-mib "$mib" --vcpus 1) > $SM/token && echo 1 > $SM/verify &&
 		echo $DOWNTIME_MS > $SM/max_downtime_ms && echo $DST:7000 > $SM/target && echo 1 > $SM/start" >/dev/null
 	t0=$(date +%s.%N)
-	for _ in $(seq 1 $((timeout_s * 10))); do kill -0 "${VM_PID[src]}" 2>/dev/null || break; sleep 0.1; done
+	vm_wait_exit src "$timeout_s"
+	exited=$?
 	t1=$(date +%s.%N)
 	st=$(vm_exec src "cat $SM/status" 2>/dev/null)
-	if kill -0 "${VM_PID[src]}" 2>/dev/null; then
+	if [ "$exited" != 0 ]; then
 		# Still running after the timeout: it did not converge (or failed).
 		case "$st" in
 		connecting | precopy | checkpoint | committing)

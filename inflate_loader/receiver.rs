@@ -121,6 +121,7 @@ fn with_session(
         prepared: None,
         bytes_received: 0,
         pages_received: 0,
+        aborted: false,
     };
     let result = receiver.serve(&mut session);
     if result.is_err() {
@@ -145,6 +146,8 @@ struct Receiver<'a> {
     prepared: Option<(Prepared, pm::OfflineCpus, ResumeInfo)>,
     bytes_received: u64,
     pages_received: u64,
+    /// An abort was sent: the session is over.
+    aborted: bool,
 }
 
 impl Receiver<'_> {
@@ -174,11 +177,15 @@ impl Receiver<'_> {
     }
 
     /// Tells the source this loader gives up with `code` (an `ABORT_*`),
-    /// best effort, and fails with `f`.
-    fn abort(&self, session: &mut Session<'_>, code: u32, f: Failure) -> Failure {
+    /// best effort and once, and fails with `f`.
+    fn abort(&mut self, session: &mut Session<'_>, code: u32, f: Failure) -> Failure {
         let mut out = [0u8; HEADER_LEN + 4 + TAG_LEN];
-        if let Ok(len) = session.seal_outbound(RecordKind::Abort, &code.to_le_bytes(), &mut out) {
-            let _ = self.stream.send_all(&out[..len]);
+        if !self.aborted {
+            self.aborted = true;
+            if let Ok(len) = session.seal_outbound(RecordKind::Abort, &code.to_le_bytes(), &mut out)
+            {
+                let _ = self.stream.send_all(&out[..len]);
+            }
         }
         f
     }
@@ -220,7 +227,7 @@ impl Receiver<'_> {
             // A failure of ours after admission is told to the source
             // (sealed; before admission there is no session to seal with).
             if let Err(f) = self.act(session, event) {
-                return Err(self.abort(session, abort_code(&f), f));
+                return Err(self.abort(session, ABORT_TARGET_FAILED, f));
             }
         }
     }
@@ -336,7 +343,10 @@ impl Receiver<'_> {
             info.staged_pages
         );
         if info.verify_pages > 0 || self.expected.count() > 0 {
-            verify(image, &self.expected, info)?;
+            if let Err(f) = verify(image, &self.expected, info) {
+                // Answered here with its own code; ends the session.
+                return Err(self.abort(session, ABORT_VERIFY_FAILED, f));
+            }
         }
         let prepared = restore::prepare(image, self.local, info)?;
         let cpus = pm::OfflineCpus::take()
@@ -350,15 +360,6 @@ impl Receiver<'_> {
         self.stream
             .send_all(&out[..len])
             .context("sending to the source failed")
-    }
-}
-
-/// The abort code that tells the source why this loader gave up.
-fn abort_code(f: &Failure) -> u32 {
-    if f.err.to_errno() == -uapi::EBADMSG {
-        ABORT_VERIFY_FAILED
-    } else {
-        ABORT_TARGET_FAILED
     }
 }
 

@@ -44,8 +44,7 @@ t0=$(date +%s.%N)
 vm_exec src "echo $token > /root/token.hex && selfmig migrate --to $DST:7000 --token /root/token.hex --verify" > "$HARNESS_DIR/cli.out" || true
 t1=$(date +%s.%N)
 sed 's/^/  source| /' "$HARNESS_DIR/cli.out"
-for _ in $(seq 1 100); do kill -0 "${VM_PID[src]}" 2>/dev/null || break; sleep 0.1; done
-kill -0 "${VM_PID[src]}" 2>/dev/null && die "the source VM is still running: $(vm_exec src "cat $SM/stats" | tr '\n' ' ')"
+vm_wait_exit src 10 || die "the source VM is still running: $(vm_exec src "cat $SM/stats" | tr '\n' ' ')"
 status=$(vm_exec src "cat $SM/status")
 sleep 1
 touch "$stop"

@@ -157,6 +157,17 @@ vm_exec() {
 	return "$rc"
 }
 
+# vm_wait_exit NAME [SECONDS]: waits (default 60 s) for NAME's QEMU to exit
+# (a source powering off after the commit); fails if it is still running.
+vm_wait_exit() {
+	local pid=${VM_PID[$1]:-} t
+	for ((t = 0; t < ${2:-60} * 10; t++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 vm_kill() {
 	local name=$1 pid=${VM_PID[$1]:-}
 	[ -n "$pid" ] || return 0

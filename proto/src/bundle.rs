@@ -35,6 +35,7 @@ use super::chain::{chain_anchor, Link, LINK_LEN};
 use super::crypto::{scrub, Aead, Hash256, KEY_LEN, NONCE_LEN};
 use super::token::{Token, TokenError, TokenHeader, MAX_CHAIN_LEN, TOKEN_ID_LEN, TOKEN_LEN};
 use super::uapi::{EBADMSG, EINVAL, EPROTONOSUPPORT};
+use super::wire::{le32, le64};
 
 /// First four bytes of every bundle.
 pub const BUNDLE_MAGIC: [u8; 4] = *b"SMTB";
@@ -215,18 +216,6 @@ impl Drop for TokenBundle {
     }
 }
 
-/// Reads a little-endian `u32` at `off`.
-fn get32(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-/// Reads a little-endian `u64` at `off`.
-fn get64(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(a)
-}
-
 impl TokenBundle {
     /// Mints a token from `spec` (anchor `H^chain_len(seed)`), seals it
     /// under `provider` with `nonce` (random, never used with this key
@@ -315,13 +304,13 @@ impl TokenBundle {
             return Err(BundleError::BadPadding);
         }
         TokenHeader::decode(&bytes[TOKEN_OFF..GRANT_OFF]).map_err(BundleError::Token)?;
-        let chain_len = get32(bytes, g + 16);
+        let chain_len = le32(&bytes[g + 16..]);
         if chain_len == 0 || chain_len > MAX_CHAIN_LEN {
             return Err(BundleError::BadChain);
         }
-        let granted_pages = get64(bytes, g);
-        let granted_vcpus = get32(bytes, g + 8);
-        let unit_pages = get32(bytes, g + 12);
+        let granted_pages = le64(&bytes[g..]);
+        let granted_vcpus = le32(&bytes[g + 8..]);
+        let unit_pages = le32(&bytes[g + 12..]);
         if granted_pages == 0 || granted_vcpus == 0 || unit_pages == 0 {
             return Err(BundleError::NoGrant);
         }
@@ -337,7 +326,7 @@ impl TokenBundle {
             granted_vcpus,
             unit_pages,
             chain_len,
-            expiry: get64(bytes, g + 24),
+            expiry: le64(&bytes[g + 24..]),
             session_key,
             seed,
         })

@@ -34,7 +34,7 @@
 //! The loader writes the first 96 bytes; the trampoline stores the last
 //! three words at [`STAMP_OFFSET`] in the page's home frame, after its copy.
 
-use super::wire::{CommitInfo, WireError};
+use super::wire::{le64, put_le64s, CommitInfo, WireError};
 
 /// First four bytes of a hand-off: `"SMHO"`.
 pub const HANDOFF_MAGIC: [u8; 4] = *b"SMHO";
@@ -93,23 +93,21 @@ impl Handoff {
         out[0..4].copy_from_slice(&HANDOFF_MAGIC);
         out[4..8].copy_from_slice(&HANDOFF_VERSION.to_le_bytes());
         out[8..40].copy_from_slice(&self.commit.encode());
-        for (i, v) in [
-            self.tsc_commit,
-            self.tsc_jump,
-            self.tsc_khz,
-            self.pages_received,
-            self.bytes_received,
-            self.pages_verified,
-            self.staged_pages,
-            self.tsc_trampoline,
-            self.tsc_copied,
-            self.pages_in_place,
-        ]
-        .iter()
-        .enumerate()
-        {
-            out[40 + 8 * i..48 + 8 * i].copy_from_slice(&v.to_le_bytes());
-        }
+        put_le64s(
+            &mut out[40..],
+            &[
+                self.tsc_commit,
+                self.tsc_jump,
+                self.tsc_khz,
+                self.pages_received,
+                self.bytes_received,
+                self.pages_verified,
+                self.staged_pages,
+                self.tsc_trampoline,
+                self.tsc_copied,
+                self.pages_in_place,
+            ],
+        );
         out
     }
 
@@ -129,11 +127,7 @@ impl Handoff {
             });
         }
         let commit = CommitInfo::decode(&page[8..40])?;
-        let w = |i: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&page[40 + 8 * i..48 + 8 * i]);
-            u64::from_le_bytes(b)
-        };
+        let w = |i: usize| le64(&page[40 + 8 * i..]);
         let h = Self {
             commit,
             tsc_commit: w(0),

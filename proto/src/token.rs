@@ -34,6 +34,7 @@
 //! admission's business, not the token's.
 
 use super::crypto::{hmac_sha256, scrub, Aead, CryptoError, Hash256, KEY_LEN, NONCE_LEN, TAG_LEN};
+use super::wire::{le32, le64};
 
 /// First four bytes of every token.
 pub const TOKEN_MAGIC: [u8; 4] = *b"SMTK";
@@ -209,18 +210,6 @@ impl Drop for Token {
     }
 }
 
-/// Reads a little-endian `u32` at `off`.
-fn get32(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-/// Reads a little-endian `u64` at `off`.
-fn get64(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(a)
-}
-
 /// The checked plaintext header of a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenHeader {
@@ -244,7 +233,7 @@ impl TokenHeader {
         if u16::from_le_bytes([bytes[4], bytes[5]]) != TOKEN_VERSION {
             return Err(TokenError::BadVersion);
         }
-        if get32(bytes, 8) as usize != TOKEN_LEN {
+        if le32(&bytes[8..]) as usize != TOKEN_LEN {
             return Err(TokenError::BadLength);
         }
         match bytes.len() {
@@ -357,17 +346,17 @@ impl Token {
         anchor.copy_from_slice(&body[48..80]);
         let mut session_key = [0u8; KEY_LEN];
         session_key.copy_from_slice(&body[88..120]);
-        let flags = get32(&body, 84);
+        let flags = le32(&body[84..]);
         let token = Token {
             key_id: header.key_id,
             id,
-            expiry: get64(&body, 16),
-            granted_pages: get64(&body, 24),
-            granted_vcpus: get32(&body, 32),
-            unit_pages: get32(&body, 36),
-            price_per_unit: get64(&body, 40),
+            expiry: le64(&body[16..]),
+            granted_pages: le64(&body[24..]),
+            granted_vcpus: le32(&body[32..]),
+            unit_pages: le32(&body[36..]),
+            price_per_unit: le64(&body[40..]),
             anchor,
-            chain_len: get32(&body, 80),
+            chain_len: le32(&body[80..]),
             session_key,
         };
         scrub(&mut body);

@@ -291,15 +291,24 @@ pub(crate) fn exact_len(payload: &[u8], len: usize) -> Result<(), WireError> {
 }
 
 /// Reads a little-endian `u32` from a 4-byte slice.
-fn le32(b: &[u8]) -> u32 {
+pub(crate) fn le32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
 /// Reads a little-endian `u64` from an 8-byte slice.
-fn le64(b: &[u8]) -> u64 {
+pub(crate) fn le64(b: &[u8]) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[..8]);
     u64::from_le_bytes(a)
+}
+
+/// Writes `words` as consecutive little-endian `u64`s at the start of
+/// `out`, which holds at least `8 * words.len()` bytes: the layout of the
+/// fixed payloads made only of 64-bit fields.
+pub(crate) fn put_le64s(out: &mut [u8], words: &[u64]) {
+    for (chunk, w) in out.chunks_exact_mut(8).zip(words) {
+        chunk.copy_from_slice(&w.to_le_bytes());
+    }
 }
 
 /// How a page travels in a batch.
@@ -743,17 +752,15 @@ impl CommitInfo {
     /// Encodes the payload.
     pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
         let mut out = [0u8; Self::ENCODED_LEN];
-        for (i, v) in [
-            self.stopped_ns,
-            self.sent_ns,
-            self.complete_ns,
-            self.commit_ns,
-        ]
-        .iter()
-        .enumerate()
-        {
-            out[8 * i..8 * i + 8].copy_from_slice(&v.to_le_bytes());
-        }
+        put_le64s(
+            &mut out,
+            &[
+                self.stopped_ns,
+                self.sent_ns,
+                self.complete_ns,
+                self.commit_ns,
+            ],
+        );
         out
     }
 
@@ -802,19 +809,17 @@ impl ResumeInfo {
     /// Encodes the payload.
     pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
         let mut out = [0u8; Self::ENCODED_LEN];
-        for (i, v) in [
-            self.cr3,
-            self.resume_va,
-            self.resume_pfn,
-            self.staged_pages,
-            self.verify_pages,
-            self.handoff_pfn,
-        ]
-        .iter()
-        .enumerate()
-        {
-            out[8 * i..8 * i + 8].copy_from_slice(&v.to_le_bytes());
-        }
+        put_le64s(
+            &mut out,
+            &[
+                self.cr3,
+                self.resume_va,
+                self.resume_pfn,
+                self.staged_pages,
+                self.verify_pages,
+                self.handoff_pfn,
+            ],
+        );
         out
     }
 

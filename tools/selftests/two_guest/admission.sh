@@ -135,11 +135,7 @@ tap_result "the loader reports what it granted, was paid and used" \
 	eval '[ "$(stat dst $IL refused)" -ge 3 ] && [ "$(stat dst $IL pages_granted)" -gt 0 ]'
 attempt "$(mint_token valid --vcpus "$smp")"
 gone() {
-	local t
-	for ((t = 0; t < 600; t++)); do
-		kill -0 "${VM_PID[src]}" 2>/dev/null || return 0
-		sleep 0.1
-	done
+	vm_wait_exit src && return 0
 	tap_diag "source still running: $(stat src $SM last_error)"
 	return 1
 }

@@ -58,15 +58,7 @@ vm_exec dst "echo 0.0.0.0:7000 > $IL/listen && echo $(provider_key) > $IL/key &&
 start=$(date +%s.%N)
 vm_exec src "echo $(mint_token migrate --vcpus "$smp") > $SM/token && echo 1 > $SM/verify && echo $DST:7000 > $SM/target && echo 1 > $SM/start" >/dev/null
 
-source_exited() {
-	local t
-	for ((t = 0; t < 600; t++)); do
-		kill -0 "${VM_PID[src]}" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
-}
-tap_result "the source VM powers off after the commit" source_exited
+tap_result "the source VM powers off after the commit" vm_wait_exit src
 tap_diag "migration took $(echo "$(date +%s.%N) - $start" | bc) s (start to source exit, wall clock)"
 
 migrated() {

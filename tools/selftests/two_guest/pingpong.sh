@@ -57,11 +57,7 @@ hop() {
 	else
 		vm_exec guest "echo $token > $SM/token && echo 1 > $SM/verify && echo $ip:7000 > $SM/target && echo 1 > $SM/start" >/dev/null || return 1
 	fi
-	for ((t = 0; t < 600; t++)); do
-		kill -0 "${VM_PID[$host]}" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "${VM_PID[$host]}" 2>/dev/null; then
+	if ! vm_wait_exit "$host"; then
 		tap_diag "hop $n: $host still running: $(vm_exec guest "sed -n 's/^last_error: //p' $SM/stats")"
 		return 1
 	fi

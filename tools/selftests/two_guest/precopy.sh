@@ -132,15 +132,7 @@ tap_result "target killed: source keeps running" alive src
 #    answers from the target.
 vm_exec src "echo 1 > $SM/verify" >/dev/null
 start_to "$DST"
-gone() {
-	local t
-	for ((t = 0; t < 600; t++)); do
-		kill -0 "${VM_PID[src]}" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
-}
-tap_result "after the failures the loader takes the next migration: the source VM powers off" gone
+tap_result "after the failures the loader takes the next migration: the source VM powers off" vm_wait_exit src
 answers() {
 	local s t
 	for ((t = 0; t < 60; t++)); do
