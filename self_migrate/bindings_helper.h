@@ -21,6 +21,11 @@
 #include <linux/reboot.h>
 #include <linux/numa.h>
 #include <linux/pci.h>
+#include <linux/pagemap.h>
+#include <linux/sched/mm.h>
+#include <linux/smp.h>
+#include <linux/virtio.h>
+#include <linux/virtio_config.h>
 #include <linux/scatterlist.h>
 #include <linux/socket.h>
 #include <linux/suspend.h>

@@ -19,6 +19,7 @@ use crate::pm::{self, Msg};
 use crate::precopy::{direct_map_page, RamWalk};
 use crate::proto::machine::MachineDesc;
 use crate::staging::Staging;
+use crate::paging::Found;
 use crate::tracker::Tracker;
 use crate::tsc;
 use crate::verify::Verify;
@@ -42,9 +43,17 @@ pub(crate) enum Outcome {
 /// What the copy works on, passed through the assembly as a raw pointer.
 struct CopyJob<'a> {
     desc: &'a MachineDesc,
-    tracker: &'a Tracker,
+    tracker: &'a mut Tracker,
     staging: &'a mut Staging,
     verify: Option<&'a mut Verify>,
+    /// What the paging tracker's harvest found (paging mode).
+    found: Option<Found>,
+    /// Pages the paging tracker missed (found in verify mode).
+    misses: u64,
+    /// The first frames it missed.
+    missed: [u64; 4],
+    /// The user entries mapping each.
+    missed_ptes: [[u64; 4]; 4],
 }
 
 /// Copies every page that changed since it was sent into the staging
@@ -62,15 +71,32 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
     if let Some(verify) = job.verify.as_deref_mut() {
         verify.clear();
     }
+    match job.tracker.peek() {
+        Ok(found) => job.found = found,
+        Err(e) => return e.to_errno() as i64,
+    }
     for pfn in RamWalk::new(job.desc) {
         if job.tracker.is_excluded(pfn) {
+            continue;
+        }
+        let candidate = job.tracker.candidate(pfn);
+        if !candidate && job.verify.is_none() {
             continue;
         }
         let Some(page) = direct_map_page(pfn) else {
             continue;
         };
         let mut hash = page_hash(page);
-        if job.tracker.changed_hash(pfn, hash) {
+        if !candidate && job.tracker.changed_hash(pfn, hash) {
+            // Verify mode hashes every page: a page the paging tracker did
+            // not mark, changed since it was sent, is a miss. The target's
+            // verification will refuse the image; count it and say where.
+            if (job.misses as usize) < job.missed.len() {
+                job.missed[job.misses as usize] = pfn;
+            }
+            job.misses += 1;
+        }
+        if candidate && job.tracker.changed_hash(pfn, hash) {
             if !job.staging.push(pfn, page) {
                 return ENOSPC.to_errno() as i64;
             }
@@ -84,6 +110,9 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
         if let Some(verify) = job.verify.as_deref_mut() {
             verify.set(pfn, hash);
         }
+    }
+    for i in 0..job.missed.len().min(job.misses as usize) {
+        job.missed_ptes[i] = job.tracker.mappings_of(job.missed[i]);
     }
     0
 }
@@ -176,6 +205,10 @@ fn stop_cpu(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
             ENOSPC,
             "too many pages changed for the staging buffer",
         )),
+        e if e == E2BIG.to_errno() as i64 => Err(Failure::new(
+            E2BIG,
+            "more address spaces than the paging tracker follows",
+        )),
         e => Err(Failure::new(
             Error::from_errno(e as i32),
             "checkpoint copy failed",
@@ -222,7 +255,7 @@ fn stop_devices(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
 /// Takes the checkpoint.
 pub(crate) fn take(
     desc: &MachineDesc,
-    tracker: &Tracker,
+    tracker: &mut Tracker,
     staging: &mut Staging,
     verify: Option<&mut Verify>,
 ) -> Result<Outcome, Failure> {
@@ -234,10 +267,39 @@ pub(crate) fn take(
         tracker,
         staging,
         verify,
+        found: None,
+        misses: 0,
+        missed: [0; 4],
+        missed_ptes: [[0; 4]; 4],
     };
     let result = stop_devices(&mut job);
     drop(cpus);
     mark(Mark::Cpus);
+    job.tracker.release();
+    if job.misses > 0 {
+        pr_warn!(
+            "paging tracker missed {} changed pages (verify will fail); first frames: {:#x?}\n",
+            job.misses,
+            &job.missed[..job.missed.len().min(job.misses as usize)]
+        );
+        for (i, &pfn) in job.missed.iter().take(job.misses as usize).enumerate() {
+            pr_warn!("frame {:#x} mapped by {:#x?}\n", pfn, job.missed_ptes[i]);
+            crate::shim::dump_page(pfn);
+        }
+    }
+    if let Some(found) = job.found {
+        let marked = job.tracker.consumed();
+        let misses = job.misses;
+        crate::control::update(|_, x| {
+            x.checkpoint_paging = crate::control::PagingStats {
+                marked_pages: marked,
+                dirty_entries: found.dirty_leaves,
+                page_tables: found.tables,
+                address_spaces: found.address_spaces,
+            };
+            x.tracker_misses = misses;
+        });
+    }
     match result? {
         true => Ok(Outcome::Restored),
         false => Ok(Outcome::Saved {

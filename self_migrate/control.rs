@@ -66,6 +66,19 @@ pub(crate) struct Settings {
     pub(crate) tracker: Tracker,
 }
 
+/// What the paging tracker's last harvest found.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct PagingStats {
+    /// Frames marked as possibly changed (hashed to find out).
+    pub(crate) marked_pages: u64,
+    /// Page-table leaf entries found with the Dirty bit set.
+    pub(crate) dirty_entries: u64,
+    /// Page tables walked.
+    pub(crate) page_tables: u64,
+    /// User address spaces walked.
+    pub(crate) address_spaces: u64,
+}
+
 /// Counters shown in `stats` beyond the ioctl status.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Extra {
@@ -95,6 +108,13 @@ pub(crate) struct Extra {
     pub(crate) units_paid: u32,
     /// The tracker the last migration used (`None` before one ran).
     pub(crate) tracker_used: Option<Tracker>,
+    /// The paging tracker's last live round.
+    pub(crate) paging: PagingStats,
+    /// The paging tracker's harvest in the last checkpoint.
+    pub(crate) checkpoint_paging: PagingStats,
+    /// Pages changed since they were sent that the paging tracker did not
+    /// mark, found by the full hash of `verify=1` in the last checkpoint.
+    pub(crate) tracker_misses: u64,
 }
 
 /// The migration thread and what others need to reach it.
@@ -181,6 +201,9 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut Control) -> R) -> Result<R> {
 
 /// Starts a migration; the path shared by sysfs `start` and `SELFMIG_IOC_START`.
 pub(crate) fn start(op: &str, req: Request) -> Result {
+    if req.tracker == Tracker::Paging {
+        crate::dma::check_paging(op)?;
+    }
     let verdict = with(|c| {
         if c.run.closing {
             return Err(ControlError::NotSupported);

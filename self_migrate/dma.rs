@@ -9,9 +9,311 @@
 //! pre-copy would never converge if they were part of the image. Their
 //! contents do not matter across a checkpoint: devices are frozen (no DMA in
 //! flight) and re-initialised on resume. They are left out.
+//!
+//! The paging tracker sees device writes only through those copies, so it
+//! requires every device with a driver to have its DMA bounced
+//! (`swiotlb=force`) and every virtio device to go through the DMA API at
+//! all (`VIRTIO_F_ACCESS_PLATFORM`, QEMU's `iommu_platform=on`): a virtio
+//! device without it writes guest memory directly, behind the tracker's
+//! back. [`check_paging`] refuses a start that would break this.
+//!
+//! One kind of device write is never bounced: into coherent DMA memory,
+//! which is where virtio keeps its rings. The device writes the used ring
+//! (and a packed ring's descriptors) directly. [`DeviceRings`] records
+//! where every virtqueue's rings are, and the paging tracker treats those
+//! frames as changed in every harvest. (At the checkpoint the devices are
+//! frozen, which frees the rings; their frames stay marked so that the
+//! checkpoint's copy matches what the target will hold.)
 
 use crate::bindings;
 use core::ffi::c_void;
+use kernel::prelude::*;
+use kernel::c_str;
+use kernel::str::CStr;
+
+/// Feature bit: the device uses the platform's DMA translation (the DMA
+/// API) for every access.
+const VIRTIO_F_ACCESS_PLATFORM: u32 = 33;
+
+/// A device's name, for messages.
+///
+/// # Safety
+///
+/// `dev` must be a live device.
+unsafe fn name<'a>(dev: *const bindings::device) -> &'a CStr {
+    // SAFETY: By the function's safety requirements; a registered device
+    // has a NUL-terminated kobject name.
+    let name = unsafe { (*dev).kobj.name };
+    if name.is_null() {
+        return c_str!("?");
+    }
+    // SAFETY: Non-null, NUL-terminated, and lives as long as the device.
+    unsafe { CStr::from_char_ptr(name) }
+}
+
+/// The name of the driver bound to `dev`, or "none".
+///
+/// # Safety
+///
+/// `dev` must be a live device.
+unsafe fn driver_name<'a>(dev: *const bindings::device) -> &'a CStr {
+    // SAFETY: By the function's safety requirements.
+    let drv = unsafe { (*dev).driver };
+    // SAFETY: A bound driver outlives its binding; its name is a static
+    // string.
+    if drv.is_null() || unsafe { (*drv).name }.is_null() {
+        return c_str!("none");
+    }
+    // SAFETY: As above.
+    unsafe { CStr::from_char_ptr((*drv).name) }
+}
+
+/// Finds a child of a PCI device that is a bound virtio device without
+/// `VIRTIO_F_ACCESS_PLATFORM`; stores it in the `*mut device` behind
+/// `data` and stops the walk.
+///
+/// # Safety
+///
+/// `child` must be a live device and `data` a `*mut *mut device`, as
+/// `device_for_each_child()` passes from [`check_device`].
+unsafe extern "C" fn find_direct_virtio(child: *mut bindings::device, data: *mut c_void) -> i32 {
+    // SAFETY: By the function's safety requirements.
+    let Some(vdev) = (unsafe { bound_virtio(child) }) else {
+        return 0;
+    };
+    // SAFETY: `bound_virtio` returns the live device containing `child`.
+    if unsafe { (*vdev).features } & (1u64 << VIRTIO_F_ACCESS_PLATFORM) != 0 {
+        return 0;
+    }
+    // SAFETY: By the function's safety requirements.
+    unsafe { *data.cast::<*mut bindings::device>() = child };
+    1
+}
+
+/// Most ring ranges recorded for one migration.
+const MAX_RINGS: usize = 256;
+
+/// Frame ranges `(first, count)` holding virtqueue rings, recorded over a
+/// migration.
+pub(crate) struct DeviceRings {
+    ranges: KVVec<(u64, u64)>,
+    /// More rings than [`MAX_RINGS`] were found.
+    overflow: bool,
+}
+
+impl DeviceRings {
+    /// An empty record with room for [`MAX_RINGS`] ranges.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            ranges: KVVec::with_capacity(MAX_RINGS, GFP_KERNEL)?,
+            overflow: false,
+        })
+    }
+
+    /// Adds the rings of every virtio device behind a PCI device to the
+    /// record (rings seen before stay). Process context. Fails with
+    /// `E2BIG` when there are more than [`MAX_RINGS`].
+    pub(crate) fn collect(&mut self) -> Result {
+        // SAFETY: `pci_bus_type` is a static bus type; `rings_of_device`
+        // matches the callback type and gets `self`, which outlives the
+        // call.
+        unsafe {
+            bindings::bus_for_each_dev(
+                core::ptr::addr_of!(bindings::pci_bus_type),
+                core::ptr::null_mut(),
+                (self as *mut Self).cast(),
+                Some(rings_of_device),
+            )
+        };
+        match self.overflow {
+            true => Err(E2BIG),
+            false => Ok(()),
+        }
+    }
+
+    /// The recorded ranges.
+    pub(crate) fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.ranges.iter().copied()
+    }
+
+    /// Records the frames of `len` bytes of ring at DMA address `addr`
+    /// (with the DMA API going straight to memory, a physical address).
+    fn add(&mut self, addr: u64, len: u64) {
+        let first = addr >> 12;
+        let range = (first, (addr + len).div_ceil(4096) - first);
+        if self.ranges.contains(&range) {
+            return;
+        }
+        if self.ranges.len() == self.ranges.capacity() {
+            self.overflow = true;
+            return;
+        }
+        // Within capacity: no allocation.
+        let _ = self.ranges.push(range, GFP_NOWAIT);
+    }
+}
+
+/// Records the rings of the virtio devices among a PCI device's children.
+///
+/// # Safety
+///
+/// `dev` must be a live device and `data` a `*mut DeviceRings`, as
+/// `bus_for_each_dev()` passes from [`DeviceRings::collect`].
+unsafe extern "C" fn rings_of_device(dev: *mut bindings::device, data: *mut c_void) -> i32 {
+    // SAFETY: `dev` is live for the walk; the callback matches and gets
+    // `data`, as required.
+    unsafe { bindings::device_for_each_child(dev, data, Some(rings_of_child)) };
+    0
+}
+
+/// Records the rings of one child device if it is a bound virtio device.
+///
+/// # Safety
+///
+/// `child` must be a live device and `data` a `*mut DeviceRings`.
+unsafe extern "C" fn rings_of_child(child: *mut bindings::device, data: *mut c_void) -> i32 {
+    // SAFETY: By the function's safety requirements.
+    let Some(vdev) = (unsafe { bound_virtio(child) }) else {
+        return 0;
+    };
+    // SAFETY: By the function's safety requirements.
+    let rings = unsafe { &mut *data.cast::<DeviceRings>() };
+    // SAFETY: The list lock keeps the virtqueue list stable while it is
+    // walked; every entry is the `list` member (the first) of a live
+    // `struct virtqueue`.
+    unsafe {
+        bindings::selfmig_vqs_lock(vdev);
+        let head = core::ptr::addr_of_mut!((*vdev).vqs);
+        let mut node = (*head).next;
+        while node != head {
+            let vq = node.cast::<bindings::virtqueue>();
+            let num = u64::from(bindings::virtqueue_get_vring_size(vq));
+            // Generous bounds: a split ring's areas are smaller, a packed
+            // ring's descriptors are 16 bytes each.
+            let len = 16 * num + 64;
+            rings.add(bindings::virtqueue_get_desc_addr(vq), len);
+            rings.add(bindings::virtqueue_get_avail_addr(vq), len);
+            rings.add(bindings::virtqueue_get_used_addr(vq), len);
+            node = (*node).next;
+        }
+        bindings::selfmig_vqs_unlock(vdev);
+    }
+    0
+}
+
+/// The virtio device `dev` is, if it is one with a driver bound.
+///
+/// # Safety
+///
+/// `dev` must be a live device.
+unsafe fn bound_virtio(dev: *mut bindings::device) -> Option<*mut bindings::virtio_device> {
+    // SAFETY: By the function's safety requirements.
+    let d = unsafe { &*dev };
+    // SAFETY: A registered device's bus type and its name are static.
+    if d.bus.is_null() || d.driver.is_null() || unsafe { (*d.bus).name }.is_null() {
+        return None;
+    }
+    // SAFETY: As above.
+    let bus = unsafe { CStr::from_char_ptr((*d.bus).name) };
+    if bus.as_bytes() != b"virtio" {
+        return None;
+    }
+    let offset = core::mem::offset_of!(bindings::virtio_device, dev);
+    // SAFETY: Every device on the virtio bus is the `dev` member of a
+    // `struct virtio_device`.
+    Some(unsafe { dev.cast::<u8>().sub(offset).cast::<bindings::virtio_device>() })
+}
+
+/// What [`check_device`] found so far.
+struct Scan<'a> {
+    /// The operation refused, for the message.
+    op: &'a str,
+    /// Devices that break the precondition.
+    offenders: u32,
+}
+
+/// Checks one PCI device; logs the first offender.
+///
+/// # Safety
+///
+/// `dev` must be a live device and `data` a `*mut Scan`, as
+/// `bus_for_each_dev()` passes from [`check_paging`].
+unsafe extern "C" fn check_device(dev: *mut bindings::device, data: *mut c_void) -> i32 {
+    // SAFETY: By the function's safety requirements.
+    let (d, scan) = unsafe { (&*dev, &mut *data.cast::<Scan<'_>>()) };
+    if d.driver.is_null() {
+        // No driver, no DMA.
+        return 0;
+    }
+    let mut direct: *mut bindings::device = core::ptr::null_mut();
+    // SAFETY: `dev` is live for the walk; the callback matches and gets a
+    // `*mut *mut device` that outlives the call.
+    unsafe {
+        bindings::device_for_each_child(
+            dev,
+            (&mut direct as *mut *mut bindings::device).cast(),
+            Some(find_direct_virtio),
+        )
+    };
+    let mem = d.dma_io_tlb_mem;
+    // SAFETY: A device's IO TLB pointer stays valid for its lifetime.
+    let bounced = !mem.is_null() && unsafe { (*mem).force_bounce };
+    let reason = if !direct.is_null() {
+        "writes memory outside the DMA API (a virtio device without VIRTIO_F_ACCESS_PLATFORM)"
+    } else if !bounced {
+        "does DMA that is not bounced through swiotlb (boot with swiotlb=force)"
+    } else {
+        return 0;
+    };
+    scan.offenders += 1;
+    if scan.offenders == 1 {
+        let (child, child_driver) = match direct.is_null() {
+            // SAFETY: `direct` is a live child of the live `dev`.
+            false => unsafe { (name(direct), driver_name(direct)) },
+            true => (c_str!("-"), c_str!("-")),
+        };
+        // SAFETY: `dev` is live for the walk.
+        let (pci, pci_driver) = unsafe { (name(dev), driver_name(dev)) };
+        pr_warn!(
+            "{}: the paging tracker cannot see DMA of device {} ({}, {} {}): it {}; use tracker=hash, or give the device iommu_platform=on\n",
+            scan.op,
+            pci,
+            pci_driver,
+            child,
+            child_driver,
+            reason
+        );
+    }
+    0
+}
+
+/// Checks that every PCI device's DMA is visible to the paging tracker.
+/// Fails with `EOPNOTSUPP` after one dmesg line naming the first device
+/// that breaks it (and how many do).
+pub(crate) fn check_paging(op: &str) -> Result {
+    let mut scan = Scan { op, offenders: 0 };
+    // SAFETY: `pci_bus_type` is a static bus type; `check_device` matches
+    // the callback type and gets `&mut scan`, which outlives the call.
+    unsafe {
+        bindings::bus_for_each_dev(
+            core::ptr::addr_of!(bindings::pci_bus_type),
+            core::ptr::null_mut(),
+            (&mut scan as *mut Scan<'_>).cast(),
+            Some(check_device),
+        )
+    };
+    if scan.offenders > 1 {
+        pr_warn!(
+            "{}: {} devices in all do DMA the paging tracker cannot see\n",
+            op,
+            scan.offenders
+        );
+    }
+    match scan.offenders {
+        0 => Ok(()),
+        _ => Err(crate::errno::errno(crate::proto::uapi::EOPNOTSUPP)),
+    }
+}
 
 /// Records the default bounce-buffer pool of the first PCI device that has
 /// one into the `Option<(u64, u64)>` behind `data`; stops the walk then.

@@ -8,6 +8,7 @@
 use kernel::c_str;
 use kernel::prelude::*;
 
+mod address_spaces;
 mod announce;
 #[path = "bindings_generated.rs"]
 mod bindings;
@@ -38,6 +39,8 @@ mod migrate;
 mod miscdev;
 #[path = "../ksupport/page_hash.rs"]
 mod page_hash;
+mod pagetable;
+mod paging;
 #[path = "../ksupport/pm.rs"]
 mod pm;
 mod precopy;

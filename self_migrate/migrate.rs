@@ -38,7 +38,7 @@ use crate::proto::wire::{
 use crate::shim;
 use crate::socket::TcpStream;
 use crate::staging::Staging;
-use crate::tracker::Tracker as HashTracker;
+use crate::tracker::Tracker as PageTracker;
 use crate::tsc;
 use crate::uevent;
 use crate::verify::Verify;
@@ -200,11 +200,9 @@ fn session(
     req: &Request,
 ) -> Result<i64, Failure> {
     admit(chan, desc)?;
-    if req.tracker == Tracker::Paging {
-        pr_info!("paging tracker not implemented yet; using the content-hash tracker\n");
-    }
-    control::update(|_, x| x.tracker_used = Some(Tracker::Hash));
-    let mut tracker = HashTracker::new(desc).context("cannot allocate the page hashes")?;
+    control::update(|_, x| x.tracker_used = Some(req.tracker));
+    let mut tracker = PageTracker::new(desc, req.tracker == Tracker::Paging)
+        .context("cannot allocate the dirty tracker")?;
     let mut buf = KVVec::from_elem(0u8, HEADER_LEN + MAX_PAYLOAD + TAG_LEN, GFP_KERNEL)
         .map_err(|_| ENOMEM)
         .context("cannot allocate the send buffer")?;
@@ -250,7 +248,7 @@ fn session(
         let fence = Fence::install(stream.sk()).context("cannot install the output fence")?;
         handoff.iter_mut().for_each(|b| *b = 0);
         let t0 = now_ns();
-        match checkpoint::take(desc, &tracker, &mut staging, verify.as_mut()) {
+        match checkpoint::take(desc, &mut tracker, &mut staging, verify.as_mut()) {
             Ok(Outcome::Restored) => {
                 // This is the image, running on the target now: lift the
                 // fence it was taken under and take over the network.
@@ -391,7 +389,7 @@ fn resumed(handoff: &[u8], t0: i64, verify: bool) -> i64 {
 /// waits for the target's verdict. The fence is up until this returns.
 fn finish(
     chan: &mut Channel<'_, '_>,
-    tracker: &mut HashTracker,
+    tracker: &mut PageTracker,
     buf: &mut [u8],
     staged: &Staged<'_>,
     stream: &TcpStream,

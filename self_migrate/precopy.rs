@@ -3,14 +3,15 @@
 //! Pre-copy rounds: stream guest memory while the guest keeps running.
 //!
 //! Round 0 sends every RAM page in use; later rounds send the pages the
-//! tracker reports changed. Pages of free buddy blocks are skipped (a page
+//! tracker reports changed. In paging mode each round starts with a harvest
+//! of the Dirty bits, and only the frames it marks are hashed. Pages of free buddy blocks are skipped (a page
 //! allocated later gets written, hence changes, hence is sent), all-zero
 //! pages travel as markers, and a page whose direct-map mapping is absent is
 //! counted and not read.
 
 use crate::bindings;
 use crate::channel::Channel;
-use crate::control;
+use crate::control::{self, PagingStats};
 use crate::failure::Failure;
 use crate::proto::machine::{MachineDesc, RamRange};
 use crate::proto::wire::{BatchWriter, PAGE_SIZE};
@@ -162,6 +163,12 @@ pub(crate) fn round(
     buf: &mut [u8],
     round: u32,
 ) -> Result<u64, Failure> {
+    let found = tracker.harvest().map_err(|e| {
+        Failure::new(
+            e,
+            "the paging tracker cannot read the page tables (too many address spaces?)",
+        )
+    })?;
     let mut walk = RamWalk::new(desc);
     let (mut sent, mut unmapped) = (0u64, 0u64);
     loop {
@@ -169,7 +176,7 @@ pub(crate) fn round(
             .map_err(|_| Failure::new(ENOMEM, "send buffer too small"))?;
         let (mut tally, mut more) = (Tally::default(), false);
         for pfn in walk.by_ref() {
-            if tracker.is_excluded(pfn) {
+            if tracker.is_excluded(pfn) || !tracker.candidate(pfn) {
                 continue;
             }
             let Some(page) = direct_map_page(pfn) else {
@@ -197,11 +204,20 @@ pub(crate) fn round(
         }
     }
     let free = walk.free;
+    let marked = tracker.consumed();
     control::update(|s, x| {
         s.round = round;
         s.dirty_pages = sent;
         x.free_pages = free;
         x.unmapped_pages = unmapped;
+        if let Some(found) = found {
+            x.paging = PagingStats {
+                marked_pages: marked,
+                dirty_entries: found.dirty_leaves,
+                page_tables: found.tables,
+                address_spaces: found.address_spaces,
+            };
+        }
     });
     Ok(sent)
 }

@@ -7,6 +7,12 @@
 #include <linux/mm.h>
 #include <linux/netdevice.h>
 #include <linux/page-flags.h>
+#include <linux/pagemap.h>
+#include <linux/rcupdate.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/virtio.h>
+#include <asm/tlbflush.h>
 
 #include "shim.h"
 
@@ -43,6 +49,89 @@ unsigned long selfmig_kaddr_to_pfn(const void *addr)
 void selfmig_dev_put(struct net_device *dev)
 {
 	dev_put(dev);
+}
+
+/* The physical address of the page-table root this CPU runs on. */
+unsigned long selfmig_cr3_pa(void)
+{
+	return __read_cr3() & CR3_ADDR_MASK;
+}
+
+/* Whether the kernel runs with 5-level paging. */
+bool selfmig_la57(void)
+{
+	return pgtable_l5_enabled();
+}
+
+/* rcu_read_lock() and rcu_read_unlock(), for walking the task list. */
+void selfmig_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+void selfmig_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
+}
+
+/* The next thread-group leader after p (under RCU; init_task ends it). */
+struct task_struct *selfmig_next_task(struct task_struct *p)
+{
+	return next_task(p);
+}
+
+/* The next thread of p's group, or NULL after the last (under RCU). */
+struct task_struct *selfmig_next_thread(struct task_struct *p)
+{
+	return __next_thread(p);
+}
+
+/* The folio of pfn, or NULL when pfn has no struct page. */
+struct folio *selfmig_pfn_folio(unsigned long pfn)
+{
+	return pfn_valid(pfn) ? pfn_folio(pfn) : NULL;
+}
+
+/* Takes a reference on a folio unless it is being freed. */
+bool selfmig_folio_try_get(struct folio *folio)
+{
+	return folio_try_get(folio);
+}
+
+/* Drops a reference taken by selfmig_folio_try_get(). */
+void selfmig_folio_put(struct folio *folio)
+{
+	folio_put(folio);
+}
+
+/* Locks a folio, sleeping until it is free. */
+void selfmig_folio_lock(struct folio *folio)
+{
+	folio_lock(folio);
+}
+
+/* Flushes this CPU's TLB, global entries included (an IPI callback). */
+void selfmig_flush_tlb_all_local(void *unused)
+{
+	__flush_tlb_all();
+}
+
+/* Logs what the kernel knows of pfn's page (for a tracker miss). */
+void selfmig_dump_pfn(unsigned long pfn)
+{
+	if (pfn_valid(pfn))
+		dump_page(pfn_to_page(pfn), "selfmig: paging tracker missed a write");
+}
+
+/* Locks and unlocks a virtio device's list of virtqueues. */
+void selfmig_vqs_lock(struct virtio_device *vdev)
+{
+	spin_lock(&vdev->vqs_list_lock);
+}
+
+void selfmig_vqs_unlock(struct virtio_device *vdev)
+{
+	spin_unlock(&vdev->vqs_list_lock);
 }
 
 /* The crypto API's static inline helpers (ksupport/crypto.rs). */

@@ -7,5 +7,22 @@ unsigned long selfmig_free_block_pages(unsigned long pfn);
 unsigned long selfmig_kaddr_to_pfn(const void *addr);
 struct net_device;
 void selfmig_dev_put(struct net_device *dev);
+unsigned long selfmig_cr3_pa(void);
+bool selfmig_la57(void);
+void selfmig_rcu_read_lock(void);
+void selfmig_rcu_read_unlock(void);
+struct task_struct;
+struct task_struct *selfmig_next_task(struct task_struct *p);
+struct task_struct *selfmig_next_thread(struct task_struct *p);
+struct folio;
+struct folio *selfmig_pfn_folio(unsigned long pfn);
+bool selfmig_folio_try_get(struct folio *folio);
+void selfmig_folio_put(struct folio *folio);
+void selfmig_folio_lock(struct folio *folio);
+void selfmig_flush_tlb_all_local(void *unused);
+void selfmig_dump_pfn(unsigned long pfn);
+struct virtio_device;
+void selfmig_vqs_lock(struct virtio_device *vdev);
+void selfmig_vqs_unlock(struct virtio_device *vdev);
 
 #endif

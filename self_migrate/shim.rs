@@ -26,3 +26,113 @@ pub(crate) fn dev_put(dev: *mut bindings::net_device) {
     // SAFETY: Callers pass a device they hold a reference to.
     unsafe { bindings::selfmig_dev_put(dev) };
 }
+
+/// The physical address of the page-table root this CPU runs on.
+pub(crate) fn cr3_pa() -> u64 {
+    // SAFETY: Reading CR3 has no preconditions in kernel mode.
+    unsafe { bindings::selfmig_cr3_pa() as u64 }
+}
+
+/// Whether the kernel runs with 5-level paging.
+pub(crate) fn la57() -> bool {
+    // SAFETY: Reads a variable set at boot.
+    unsafe { bindings::selfmig_la57() }
+}
+
+/// Enters an RCU read-side critical section; pair with
+/// [`rcu_read_unlock`].
+pub(crate) fn rcu_read_lock() {
+    // SAFETY: No preconditions; the caller pairs it with an unlock.
+    unsafe { bindings::selfmig_rcu_read_lock() };
+}
+
+/// Leaves the RCU read-side critical section [`rcu_read_lock`] entered.
+pub(crate) fn rcu_read_unlock() {
+    // SAFETY: Callers pair it with an earlier `rcu_read_lock`.
+    unsafe { bindings::selfmig_rcu_read_unlock() };
+}
+
+/// The thread-group leader after `p` on the task list (`init_task` after
+/// the last). Call under [`rcu_read_lock`] with a task from the list.
+pub(crate) fn next_task(p: *mut bindings::task_struct) -> *mut bindings::task_struct {
+    // SAFETY: Callers hold the RCU read lock and pass a listed task, which
+    // RCU keeps valid.
+    unsafe { bindings::selfmig_next_task(p) }
+}
+
+/// The thread after `p` in its group, or null after the last. Call under
+/// [`rcu_read_lock`] with a listed task.
+pub(crate) fn next_thread(p: *mut bindings::task_struct) -> *mut bindings::task_struct {
+    // SAFETY: As for `next_task`.
+    unsafe { bindings::selfmig_next_thread(p) }
+}
+
+/// A counted reference to a folio (a page or a compound page).
+pub(crate) struct FolioRef(*mut bindings::folio);
+
+// SAFETY: A folio reference may be used and dropped on any thread.
+unsafe impl Send for FolioRef {}
+
+impl FolioRef {
+    /// A reference to the folio holding `pfn`, unless the frame has no
+    /// struct page or its folio is being freed.
+    ///
+    /// The folio can be split or freed and reused between finding it and
+    /// taking the reference; callers check afterwards that the mapping that
+    /// led them here still maps `pfn`, as GUP-fast does.
+    pub(crate) fn try_get(pfn: u64) -> Option<Self> {
+        // SAFETY: The helper checks `pfn_valid` first.
+        let folio = unsafe { bindings::selfmig_pfn_folio(pfn as _) };
+        if folio.is_null() {
+            return None;
+        }
+        // SAFETY: A valid pfn's struct page is never freed; taking a
+        // reference fails on a folio whose count reached zero.
+        if unsafe { bindings::selfmig_folio_try_get(folio) } {
+            Some(Self(folio))
+        } else {
+            None
+        }
+    }
+
+    /// Moves a dirty bit cleared from a page-table entry into the folio,
+    /// under the folio lock (which keeps truncation out), as
+    /// `zap_pte_range()` does. May sleep.
+    pub(crate) fn mark_dirty(&self) {
+        // SAFETY: We hold a reference; the lock is taken and released here.
+        unsafe {
+            bindings::selfmig_folio_lock(self.0);
+            bindings::folio_mark_dirty(self.0);
+            bindings::folio_unlock(self.0);
+        }
+    }
+}
+
+impl Drop for FolioRef {
+    fn drop(&mut self) {
+        // SAFETY: `try_get` took this reference.
+        unsafe { bindings::selfmig_folio_put(self.0) };
+    }
+}
+
+/// Flushes the TLB of every online CPU, global entries included, and waits
+/// until all have.
+pub(crate) fn flush_tlb_everywhere() {
+    // SAFETY: The callback runs in IPI context on each online CPU (and
+    // directly on this one); `wait` makes this return after all ran.
+    unsafe {
+        bindings::on_each_cpu_cond_mask(
+            None,
+            Some(bindings::selfmig_flush_tlb_all_local),
+            core::ptr::null_mut(),
+            true,
+            core::ptr::addr_of!(bindings::__cpu_online_mask),
+        )
+    };
+}
+
+/// Logs the kernel's view of the page at `pfn` (flags, mapping, counts).
+pub(crate) fn dump_page(pfn: u64) {
+    // SAFETY: The helper checks `pfn_valid` first.
+    unsafe { bindings::selfmig_dump_pfn(pfn as _) };
+}

@@ -117,6 +117,13 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
         "tracker_used: {}",
         x.tracker_used.map_or("none", |t| t.as_str())
     ))?;
+    for (prefix, p) in [("", &x.paging), ("checkpoint_", &x.checkpoint_paging)] {
+        out.line(format_args!("{prefix}marked_pages: {}", p.marked_pages))?;
+        out.line(format_args!("{prefix}dirty_entries: {}", p.dirty_entries))?;
+        out.line(format_args!("{prefix}page_tables: {}", p.page_tables))?;
+        out.line(format_args!("{prefix}address_spaces: {}", p.address_spaces))?;
+    }
+    out.line(format_args!("tracker_misses: {}", x.tracker_misses))?;
     out.line(format_args!("fenced_packets: {}", crate::fence::dropped()))?;
     out.line(format_args!(
         "expected_downtime_us: {}",

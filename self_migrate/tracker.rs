@@ -1,15 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The content-hash tracker: a 64-bit hash of every page as last sent.
+//! The dirty tracker: a 64-bit hash of every page as last sent, and in
+//! paging mode the Dirty bits of the page tables as a filter in front of it.
 //!
 //! A page whose current hash differs from the recorded one has changed since
 //! it was sent (or was never sent) and must be sent again. The hash is taken
 //! over the exact bytes that went on the wire, so a page torn by a
-//! concurrent writer while it was copied still compares unequal later. It
-//! costs a full memory scan per round; it catches every write, DMA included,
-//! which makes it the correctness oracle for the paging tracker.
+//! concurrent writer while it was copied still compares unequal later.
+//!
+//! Alone (`tracker=hash`), the hash costs a full memory scan per round and
+//! in the checkpoint; it catches every write, DMA included, which makes it
+//! the oracle the paging tracker is tested against. In paging mode
+//! (`tracker=paging`) only the *candidates* are hashed: frames marked by a
+//! harvest of the Dirty bits (see [`crate::paging`]) and frames never sent.
 
 use crate::page_hash::page_hash;
+use crate::paging::{DirtyMap, Found, Harvester};
 use crate::proto::machine::MachineDesc;
 use crate::proto::wire::PAGE_SIZE;
 use crate::shim;
@@ -21,18 +27,92 @@ const NEVER_SENT: u64 = 0;
 /// `page_hash` never returns it either).
 const EXCLUDED: u64 = u64::MAX;
 
-/// Per-page hashes, indexed by page frame number.
+/// The paging mode's state.
+struct Paging {
+    /// Frames marked by harvests since the last round consumed them.
+    dirty: DirtyMap,
+    /// Reads the Dirty bits.
+    harvester: Harvester,
+}
+
+/// Per-page hashes, indexed by page frame number, and in paging mode the
+/// dirty map.
 pub(crate) struct Tracker {
     hashes: KVVec<u64>,
+    paging: Option<Paging>,
 }
 
 impl Tracker {
-    /// A tracker for every frame of `desc`, none sent yet.
-    pub(crate) fn new(desc: &MachineDesc) -> Result<Self> {
-        let end = desc.ranges().last().map_or(0, |r| r.end_pfn()) as usize;
+    /// A tracker for every frame of `desc`, none sent yet; with `paging`,
+    /// one that hashes only the frames the Dirty bits point at.
+    pub(crate) fn new(desc: &MachineDesc, paging: bool) -> Result<Self> {
+        let end = desc.ranges().last().map_or(0, |r| r.end_pfn());
+        let paging = match paging {
+            true => Some(Paging {
+                dirty: DirtyMap::new(end)?,
+                harvester: Harvester::new()?,
+            }),
+            false => None,
+        };
         Ok(Self {
-            hashes: KVVec::from_elem(NEVER_SENT, end, GFP_KERNEL)?,
+            hashes: KVVec::from_elem(NEVER_SENT, end as usize, GFP_KERNEL)?,
+            paging,
         })
+    }
+
+    /// Before a live round: harvests the Dirty bits (clearing them) into
+    /// the dirty map. Does nothing for the hash tracker.
+    pub(crate) fn harvest(&mut self) -> Result<Option<Found>> {
+        match self.paging.as_mut() {
+            Some(p) => p.harvester.harvest(&mut p.dirty).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// In the checkpoint (interrupts off, one CPU): adds to the dirty map
+    /// what the Dirty bits show, clearing nothing. Release what it holds
+    /// with [`Self::release`] afterwards.
+    pub(crate) fn peek(&mut self) -> Result<Option<Found>> {
+        match self.paging.as_mut() {
+            Some(p) => p.harvester.peek(&mut p.dirty).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The user entries mapping `pfn` as the last peek saw them.
+    pub(crate) fn mappings_of(&self, pfn: u64) -> [u64; 4] {
+        self.paging.as_ref().map_or([0; 4], |p| p.harvester.mappings_of(pfn))
+    }
+
+    /// Drops the references a [`Self::peek`] took. May sleep.
+    pub(crate) fn release(&mut self) {
+        if let Some(p) = self.paging.as_mut() {
+            p.harvester.release();
+        }
+    }
+
+    /// After a round sent every candidate: forgets the marks. Returns how
+    /// many frames were marked.
+    pub(crate) fn consumed(&mut self) -> u64 {
+        match self.paging.as_mut() {
+            Some(p) => {
+                let n = p.dirty.count();
+                p.dirty.clear();
+                n
+            }
+            None => 0,
+        }
+    }
+
+    /// Whether `pfn` may have changed since it was sent: always for the
+    /// hash tracker; in paging mode if it is marked or was never sent.
+    pub(crate) fn candidate(&self, pfn: u64) -> bool {
+        match &self.paging {
+            None => true,
+            Some(p) => {
+                p.dirty.test(pfn) || matches!(self.hashes.get(pfn as usize), Some(&NEVER_SENT))
+            }
+        }
     }
 
     /// Leaves the frames backing `len` bytes at `addr` (a vmalloc or
@@ -62,6 +142,9 @@ impl Tracker {
     pub(crate) fn exclude_self(&mut self) {
         let len = self.hashes.len() * core::mem::size_of::<u64>();
         self.exclude(self.hashes.as_ptr().cast(), len);
+        if let Some((addr, len)) = self.paging.as_ref().map(|p| p.dirty.storage()) {
+            self.exclude(addr, len);
+        }
     }
 
     /// Whether `pfn` must be (re)sent given its current contents.

@@ -73,6 +73,7 @@ migrated() {
 }
 tap_result "the guest answers at its address from the target VM, status migrated" migrated
 tap_diag "stats: rounds=$(stat src round) pages_sent=$(stat src pages_sent) staged=$(stat src staged_pages) downtime_us(guest clock)=$(stat src downtime_us)"
+tap_diag "tracker $(stat src tracker_used): last round marked $(stat src marked_pages) frames ($(stat src dirty_entries) dirty entries, $(stat src page_tables) tables, $(stat src address_spaces) address spaces); checkpoint marked $(stat src checkpoint_marked_pages) ($(stat src checkpoint_dirty_entries) dirty entries, $(stat src checkpoint_page_tables) tables); misses $(stat src tracker_misses)"
 
 verified() {
 	local n line

@@ -1,0 +1,386 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The paging tracker: the CPU's Dirty bits as the record of writes.
+//!
+//! Every CPU write goes through a page-table entry, and the CPU sets that
+//! entry's Dirty bit on the first write after the bit was cleared. A
+//! harvest walks the kernel half of the page tables (direct map, kernel
+//! image, vmalloc and modules, vmemmap) and the user half of every address
+//! space, marks the frames behind every dirty leaf in a [`DirtyMap`], and
+//! in a live round clears the bits, then flushes every CPU's TLB before the
+//! marked pages are read: a write that raced with the clearing lands
+//! before the flush, hence before the read, or sets the bit again.
+//!
+//! What the bits do not show is marked too:
+//! - every page table walked (the CPU sets Accessed and Dirty bits in them
+//!   without going through any mapping of the table);
+//! - every frame a present read-only kernel mapping points at (kernel and
+//!   module text is only ever changed through the temporary mapping of
+//!   `text_poke()`, whose entry is cleared after use);
+//! - every frame of a virtio ring, which devices write directly (see
+//!   [`crate::dma::DeviceRings`]).
+//!
+//! A user entry is dirty when its Dirty or its Saved Dirty bit is set (the
+//! kernel moves Dirty to Saved Dirty when it write-protects an entry). A
+//! user entry's cleared Dirty bit moves into its folio
+//! (`folio_mark_dirty()`), as the kernel does when it write-protects or
+//! unmaps a page, or writeback and swap would take the page for clean.
+//! The direct map keeps its 2 MiB and 1 GiB pages: a dirty large page marks
+//! all its frames, and the tracker's content hash decides which of them
+//! really changed (see `Documentation/selfmig/design.rst`, "Dirty
+//! tracking", for this choice, its cost and the races).
+
+use crate::address_spaces::AddressSpaces;
+use crate::dma::DeviceRings;
+use crate::pagetable::{
+    self, Leaf, Paging, Visitor, ACCESSED, DIRTY, PRESENT, RW, SAVED_DIRTY, SPECIAL,
+};
+use crate::pm;
+use crate::shim::{self, FolioRef};
+use core::sync::atomic::Ordering;
+use kernel::prelude::*;
+
+/// One bit per frame: set when the frame may have changed since the bits
+/// were last consumed.
+pub(crate) struct DirtyMap {
+    words: KVVec<u64>,
+    frames: u64,
+}
+
+impl DirtyMap {
+    /// A map of frames `[0, frames)`, all clear.
+    pub(crate) fn new(frames: u64) -> Result<Self> {
+        Ok(Self {
+            words: KVVec::from_elem(0u64, frames.div_ceil(64) as usize, GFP_KERNEL)?,
+            frames,
+        })
+    }
+
+    /// Marks frames `[pfn, pfn + count)`, clipped to the map.
+    pub(crate) fn mark(&mut self, pfn: u64, count: u64) {
+        let end = pfn.saturating_add(count).min(self.frames);
+        let mut p = pfn;
+        while p < end {
+            let (word, bit) = ((p / 64) as usize, p % 64);
+            let n = (64 - bit).min(end - p);
+            let mask = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << bit };
+            if let Some(w) = self.words.get_mut(word) {
+                *w |= mask;
+            }
+            p += n;
+        }
+    }
+
+    /// Whether `pfn` is marked.
+    pub(crate) fn test(&self, pfn: u64) -> bool {
+        self.words
+            .get((pfn / 64) as usize)
+            .is_some_and(|w| w & (1 << (pfn % 64)) != 0)
+    }
+
+    /// Clears every mark.
+    pub(crate) fn clear(&mut self) {
+        self.words.iter_mut().for_each(|w| *w = 0);
+    }
+
+    /// How many frames are marked.
+    pub(crate) fn count(&self) -> u64 {
+        self.words.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+
+    /// The map's storage, to leave it out of the image.
+    pub(crate) fn storage(&self) -> (*const u8, usize) {
+        (self.words.as_ptr().cast(), self.words.len() * 8)
+    }
+}
+
+/// Folio references taken with interrupts off, whose dirty bit moves into
+/// the folio once they are back on.
+const PENDING: usize = 256;
+
+/// Drops every pending folio reference. May sleep.
+fn clear_pending(pending: &mut KVVec<FolioRef>) {
+    let n = pending.len();
+    // SAFETY: The length drops to 0 first, so each element is read out
+    // exactly once and then dropped here, never again by the vector.
+    unsafe {
+        pending.set_len(0);
+        let base = pending.as_mut_ptr();
+        for i in 0..n {
+            drop(core::ptr::read(base.add(i)));
+        }
+    }
+}
+
+/// What one harvest found.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Found {
+    /// Leaf entries with the Dirty bit set.
+    pub(crate) dirty_leaves: u64,
+    /// Page tables walked.
+    pub(crate) tables: u64,
+    /// Address spaces walked.
+    pub(crate) address_spaces: u64,
+}
+
+/// Walks the page tables and reads (and in live rounds clears) their Dirty
+/// bits.
+pub(crate) struct Harvester {
+    paging: Paging,
+    spaces: AddressSpaces,
+    pending: KVVec<FolioRef>,
+    rings: DeviceRings,
+}
+
+impl Harvester {
+    /// A harvester for the running kernel's paging mode.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            paging: Paging::current(),
+            spaces: AddressSpaces::new()?,
+            pending: KVVec::with_capacity(PENDING, GFP_KERNEL)?,
+            rings: DeviceRings::new()?,
+        })
+    }
+
+    /// A live round's harvest, in process context: marks what changed
+    /// since the last harvest, clears the Dirty bits (moving user ones into
+    /// their folios) and flushes every CPU's TLB. Pages marked are to be
+    /// read only after this returns.
+    pub(crate) fn harvest(&mut self, map: &mut DirtyMap) -> Result<Found> {
+        self.spaces.release();
+        let collected = self.spaces.collect();
+        let mut found = Found {
+            address_spaces: self.spaces.len() as u64,
+            ..Found::default()
+        };
+        collected?;
+        self.rings.collect()?;
+        self.mark_rings(map);
+        let end = self.paging.half();
+        for root in self.spaces.roots() {
+            let mut start = 0;
+            loop {
+                let mut user = UserHalf {
+                    map: &mut *map,
+                    pending: &mut self.pending,
+                    clear: true,
+                    found: &mut found,
+                };
+                // Interrupts off keep the tables walked from being freed:
+                // page tables are freed after an RCU grace period or an IPI
+                // to every CPU (MMU_GATHER_RCU_TABLE_FREE), and this CPU
+                // holds off both.
+                pm::irqs_off();
+                let stopped = pagetable::walk(self.paging, root, start, end, &mut user);
+                pm::irqs_on();
+                for folio in self.pending.iter() {
+                    folio.mark_dirty();
+                }
+                clear_pending(&mut self.pending);
+                match stopped {
+                    Some(next) => start = next,
+                    None => break,
+                }
+            }
+        }
+        self.spaces.release();
+        let mut kernel = KernelHalf {
+            map,
+            clear: true,
+            found: &mut found,
+        };
+        pm::irqs_off();
+        pagetable::walk(
+            self.paging,
+            pagetable::kernel_root(),
+            end,
+            self.paging.end(),
+            &mut kernel,
+        );
+        pm::irqs_on();
+        shim::flush_tlb_everywhere();
+        Ok(found)
+    }
+
+    /// The checkpoint's harvest: interrupts off, the other CPUs offline.
+    /// Marks what changed since the last harvest without clearing anything
+    /// (the bits stay for the next round if the checkpoint is abandoned).
+    /// Neither allocates nor sleeps; the references it takes on address
+    /// spaces are dropped by [`Self::release`], in process context.
+    pub(crate) fn peek(&mut self, map: &mut DirtyMap) -> Result<Found> {
+        let mut found = Found::default();
+        self.spaces.collect()?;
+        found.address_spaces = self.spaces.len() as u64;
+        self.mark_rings(map);
+        let end = self.paging.half();
+        for root in self.spaces.roots() {
+            let mut user = UserHalf {
+                map: &mut *map,
+                pending: &mut self.pending,
+                clear: false,
+                found: &mut found,
+            };
+            pagetable::walk(self.paging, root, 0, end, &mut user);
+        }
+        let mut kernel = KernelHalf {
+            map,
+            clear: false,
+            found: &mut found,
+        };
+        pagetable::walk(
+            self.paging,
+            pagetable::kernel_root(),
+            end,
+            self.paging.end(),
+            &mut kernel,
+        );
+        Ok(found)
+    }
+
+    /// Marks every frame of a virtio ring recorded so far.
+    fn mark_rings(&self, map: &mut DirtyMap) {
+        for (pfn, count) in self.rings.ranges() {
+            map.mark(pfn, count);
+        }
+    }
+
+    /// The user entries mapping `pfn` in the address spaces the last
+    /// [`Self::peek`] walked (up to 4), for explaining a miss. Interrupts
+    /// off, as in the checkpoint.
+    pub(crate) fn mappings_of(&self, pfn: u64) -> [u64; 4] {
+        let mut finder = Finder { pfn, found: [0; 4], n: 0 };
+        for root in self.spaces.roots() {
+            pagetable::walk(self.paging, root, 0, self.paging.half(), &mut finder);
+        }
+        finder.found
+    }
+
+    /// Drops the references [`Self::peek`] took. May sleep.
+    pub(crate) fn release(&mut self) {
+        self.spaces.release();
+    }
+}
+
+/// A user entry is dirty if either bit is set (a write-protected entry
+/// keeps its Dirty bit as Saved Dirty); a harvest clears both.
+const USER_DIRTY: u64 = DIRTY | SAVED_DIRTY;
+
+/// Visits the user half of one address space.
+struct UserHalf<'a> {
+    map: &'a mut DirtyMap,
+    pending: &'a mut KVVec<FolioRef>,
+    clear: bool,
+    found: &'a mut Found,
+}
+
+impl Visitor for UserHalf<'_> {
+    fn table(&mut self, pfn: u64) {
+        self.found.tables += 1;
+        self.map.mark(pfn, 1);
+    }
+
+    fn leaf(&mut self, leaf: Leaf<'_>) -> bool {
+        if leaf.value & USER_DIRTY == 0 {
+            return true;
+        }
+        if !self.clear {
+            self.found.dirty_leaves += 1;
+            self.map.mark(leaf.pfn, leaf.pages);
+            return true;
+        }
+        if self.pending.len() == self.pending.capacity() {
+            // Resume at this entry once the pending folios are done.
+            return false;
+        }
+        self.found.dirty_leaves += 1;
+        self.map.mark(leaf.pfn, leaf.pages);
+        let folio = match leaf.value & SPECIAL {
+            0 => FolioRef::try_get(leaf.pfn),
+            _ => None,
+        };
+        // Clear the bit only in the entry as read (the CPU may set
+        // Accessed meanwhile: retry then). If the entry now maps something
+        // else, the page was unmapped and the kernel moved the bit itself.
+        let mut value = leaf.value;
+        for _ in 0..4 {
+            match leaf.entry.compare_exchange(
+                value,
+                value & !USER_DIRTY,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    if let Some(folio) = folio {
+                        // Within capacity (checked above): no allocation.
+                        let _ = self.pending.push(folio, GFP_NOWAIT);
+                    }
+                    return true;
+                }
+                Err(now) if now & !(ACCESSED) == value & !(ACCESSED) => {
+                    value = now;
+                }
+                Err(_) => break,
+            }
+        }
+        if let Some(folio) = folio {
+            // Mapping changed under us: the folio may or may not still be
+            // dirty. Marking it dirty is harmless, losing it is not.
+            let _ = self.pending.push(folio, GFP_NOWAIT);
+        }
+        true
+    }
+}
+
+/// Visits the kernel half.
+struct KernelHalf<'a> {
+    map: &'a mut DirtyMap,
+    clear: bool,
+    found: &'a mut Found,
+}
+
+impl Visitor for KernelHalf<'_> {
+    fn table(&mut self, pfn: u64) {
+        self.found.tables += 1;
+        self.map.mark(pfn, 1);
+    }
+
+    fn leaf(&mut self, leaf: Leaf<'_>) -> bool {
+        if leaf.value & PRESENT == 0 {
+            return true;
+        }
+        if leaf.value & RW == 0 {
+            // Changed only through aliases the walk cannot see (text_poke).
+            self.map.mark(leaf.pfn, leaf.pages);
+            return true;
+        }
+        if leaf.value & DIRTY == 0 {
+            return true;
+        }
+        self.found.dirty_leaves += 1;
+        self.map.mark(leaf.pfn, leaf.pages);
+        if self.clear {
+            leaf.entry.fetch_and(!DIRTY, Ordering::AcqRel);
+        }
+        true
+    }
+}
+
+/// Finds the entries that map one frame.
+struct Finder {
+    pfn: u64,
+    found: [u64; 4],
+    n: usize,
+}
+
+impl Visitor for Finder {
+    fn table(&mut self, _pfn: u64) {}
+
+    fn leaf(&mut self, leaf: Leaf<'_>) -> bool {
+        if (leaf.pfn..leaf.pfn + leaf.pages).contains(&self.pfn) && self.n < self.found.len() {
+            self.found[self.n] = leaf.value;
+            self.n += 1;
+        }
+        true
+    }
+}
