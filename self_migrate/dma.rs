@@ -225,14 +225,15 @@ unsafe fn bound_virtio(dev: *mut bindings::device) -> Option<*mut bindings::virt
 }
 
 /// What [`check_device`] found so far.
-struct Scan<'a> {
-    /// The operation refused, for the message.
-    op: &'a str,
+struct Scan {
     /// Devices that break the precondition.
     offenders: u32,
+    /// The first of them, its virtio child if that is the culprit, and
+    /// why; the devices are held by a reference.
+    first: Option<(*mut bindings::device, *mut bindings::device, &'static str)>,
 }
 
-/// Checks one PCI device; logs the first offender.
+/// Checks one PCI device; keeps a reference to the first offender.
 ///
 /// # Safety
 ///
@@ -240,7 +241,7 @@ struct Scan<'a> {
 /// `bus_for_each_dev()` passes from [`check_paging`].
 unsafe extern "C" fn check_device(dev: *mut bindings::device, data: *mut c_void) -> i32 {
     // SAFETY: By the function's safety requirements.
-    let (d, scan) = unsafe { (&*dev, &mut *data.cast::<Scan<'_>>()) };
+    let (d, scan) = unsafe { (&*dev, &mut *data.cast::<Scan>()) };
     if d.driver.is_null() {
         // No driver, no DMA.
         return 0;
@@ -259,60 +260,73 @@ unsafe extern "C" fn check_device(dev: *mut bindings::device, data: *mut c_void)
     // SAFETY: A device's IO TLB pointer stays valid for its lifetime.
     let bounced = !mem.is_null() && unsafe { (*mem).force_bounce };
     let reason = if !direct.is_null() {
-        "writes memory outside the DMA API (a virtio device without VIRTIO_F_ACCESS_PLATFORM)"
+        "it writes memory outside the DMA API (virtio without VIRTIO_F_ACCESS_PLATFORM)"
     } else if !bounced {
-        "does DMA that is not bounced through swiotlb (boot with swiotlb=force)"
+        "its DMA is not bounced through swiotlb (boot with swiotlb=force)"
     } else {
         return 0;
     };
     scan.offenders += 1;
-    if scan.offenders == 1 {
-        let (child, child_driver) = match direct.is_null() {
-            // SAFETY: `direct` is a live child of the live `dev`.
-            false => unsafe { (name(direct), driver_name(direct)) },
-            true => (c_str!("-"), c_str!("-")),
-        };
-        // SAFETY: `dev` is live for the walk.
-        let (pci, pci_driver) = unsafe { (name(dev), driver_name(dev)) };
-        pr_warn!(
-            "{}: the paging tracker cannot see DMA of device {} ({}, {} {}): it {}; use tracker=hash, or give the device iommu_platform=on\n",
-            scan.op,
-            pci,
-            pci_driver,
-            child,
-            child_driver,
-            reason
-        );
+    if scan.first.is_none() {
+        // SAFETY: Both devices are live here; the references keep them so
+        // until `check_paging` drops them.
+        unsafe {
+            bindings::get_device(dev);
+            if !direct.is_null() {
+                bindings::get_device(direct);
+            }
+        }
+        scan.first = Some((dev, direct, reason));
     }
     0
 }
 
 /// Checks that every PCI device's DMA is visible to the paging tracker.
 /// Fails with `EOPNOTSUPP` after one dmesg line naming the first device
-/// that breaks it (and how many do).
+/// that breaks it and how many do.
 pub(crate) fn check_paging(op: &str) -> Result {
-    let mut scan = Scan { op, offenders: 0 };
+    let mut scan = Scan {
+        offenders: 0,
+        first: None,
+    };
     // SAFETY: `pci_bus_type` is a static bus type; `check_device` matches
     // the callback type and gets `&mut scan`, which outlives the call.
     unsafe {
         bindings::bus_for_each_dev(
             core::ptr::addr_of!(bindings::pci_bus_type),
             core::ptr::null_mut(),
-            (&mut scan as *mut Scan<'_>).cast(),
+            (&mut scan as *mut Scan).cast(),
             Some(check_device),
         )
     };
-    if scan.offenders > 1 {
-        pr_warn!(
-            "{}: {} devices in all do DMA the paging tracker cannot see\n",
-            op,
-            scan.offenders
-        );
+    let Some((dev, child, reason)) = scan.first else {
+        return Ok(());
+    };
+    // SAFETY: `check_device` holds a reference on both devices.
+    let (pci, pci_driver) = unsafe { (name(dev), driver_name(dev)) };
+    let (virtio, virtio_driver) = match child.is_null() {
+        // SAFETY: As above.
+        false => unsafe { (name(child), driver_name(child)) },
+        true => (c_str!("-"), c_str!("-")),
+    };
+    pr_warn!(
+        "{}: the paging tracker cannot see DMA of device {} ({}; virtio {} {}): {}; {} device(s) in all; use tracker=hash, or give virtio devices iommu_platform=on\n",
+        op,
+        pci,
+        pci_driver,
+        virtio,
+        virtio_driver,
+        reason,
+        scan.offenders
+    );
+    // SAFETY: Drops the references `check_device` took.
+    unsafe {
+        if !child.is_null() {
+            bindings::put_device(child);
+        }
+        bindings::put_device(dev);
     }
-    match scan.offenders {
-        0 => Ok(()),
-        _ => Err(crate::errno::errno(crate::proto::uapi::EOPNOTSUPP)),
-    }
+    Err(crate::errno::errno(crate::proto::uapi::EOPNOTSUPP))
 }
 
 /// Records the default bounce-buffer pool of the first PCI device that has

@@ -8,7 +8,7 @@ D=/sys/kernel/self_migrate
 
 ktap_print_header
 load_module self_migrate
-ktap_set_plan 43
+ktap_set_plan 45
 
 expect_read "status is idle after load" $D/status idle
 expect_read "target unset after load" $D/target none
@@ -47,6 +47,11 @@ expect_write "max_downtime_ms: 100" $D/max_downtime_ms 100 OK
 expect_write "verify: 2" $D/verify 2 EINVAL "verify: expected 0 or 1"
 expect_write "verify: 1" $D/verify 1 OK
 expect_write "tracker: unknown" $D/tracker "magic" EINVAL "tracker: not one of the allowed values"
+# virtme-ng's virtio devices do not use the DMA API (no iommu_platform=on):
+# the paging tracker would not see their writes.
+expect_write "start: paging tracker, a virtio device bypasses the DMA API" $D/start 1 EOPNOTSUPP \
+	"start: the paging tracker cannot see DMA of device 0000:00:01.0 (virtio-pci; virtio virtio0 9pnet_virtio): it writes memory outside the DMA API"
+expect_read "status still idle after the refused start" $D/status idle
 expect_write "tracker: hash" $D/tracker hash OK
 
 expect_write "start: value 0" $D/start 0 EINVAL "start: expected 0 or 1"
