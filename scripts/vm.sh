@@ -88,6 +88,8 @@ vm_boot() {
 	VM_MEM[$name]=$mem
 	VM_TAP[$name]=tap-$name
 	VM_MAC[$name]=$(printf '52:54:00:77:00:%02x' "$n")
+	# VM_NIC_IOMMU=off: the NIC bypasses the DMA API (no
+	# VIRTIO_F_ACCESS_PLATFORM), which the paging tracker refuses.
 	# VM_INCOMING_FROM=SOURCE: this VM is the destination of QEMU's own
 	# migration of SOURCE: same NIC address, RAM from $HARNESS_DIR/NAME.mig.
 	local incoming=()
@@ -110,7 +112,7 @@ vm_boot() {
 		-serial "file:$HARNESS_DIR/$name.log" \
 		-qmp "unix:$HARNESS_DIR/$name.qmp,server=on,wait=off" \
 		-netdev "tap,id=n0,ifname=tap-$name,script=no,downscript=no" \
-		-device "virtio-net-pci,netdev=n0,mac=${VM_MAC[$name]},iommu_platform=on,disable-legacy=on" \
+		-device "virtio-net-pci,netdev=n0,mac=${VM_MAC[$name]},iommu_platform=${VM_NIC_IOMMU:-on},disable-legacy=on" \
 		"${incoming[@]}" ${SELFMIG_QEMU_EXTRA:-} >"$HARNESS_DIR/$name.qemu" 2>&1 &
 	VM_PID[$name]=$!
 }
