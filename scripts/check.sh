@@ -90,7 +90,7 @@ add "$p" "$f" "$s" kselftests
 echo "== two-guest harness"
 initrd="$SELFMIG_TOP/build/initramfs.cpio.gz"
 "$SELFMIG_TOP/scripts/mkinitramfs.sh" "$kdir" "$initrd"
-for t in bringup precopy admission hostile migrate pingpong; do
+for t in bringup precopy admission hostile migrate converge pingpong; do
 	echo "-- two_guest/$t.sh"
 	"$SELFMIG_TOP/tools/selftests/two_guest/$t.sh" "$kdir" "$initrd" 2>&1 | tee "$logs/two_guest_$t.tap"
 	read -r p f s < <(tap_count "$logs/two_guest_$t.tap")

@@ -78,12 +78,13 @@ impl AddressSpaces {
 
     /// The listed address spaces' page-table roots, as physical addresses.
     pub(crate) fn roots(&self) -> impl Iterator<Item = u64> + '_ {
-        self.mms.iter().map(|&mm| {
-            // SAFETY: The list holds a reference on `mm`, and a live `mm`
-            // keeps its `pgd`, a page of the direct map.
-            let pgd = unsafe { (*mm).__bindgen_anon_1.pgd };
-            shim::kaddr_to_pfn(pgd as usize) << 12
-        })
+        // The list holds a reference on each `mm`, which keeps its `pgd`.
+        self.mms.iter().map(|&mm| shim::mm_pgd_pa(mm))
+    }
+
+    /// The listed address spaces, for identity comparisons.
+    pub(crate) fn as_slice(&self) -> &[*mut bindings::mm_struct] {
+        self.mms.as_slice()
     }
 
     /// How many address spaces are listed.

@@ -23,6 +23,8 @@
 #include <linux/pci.h>
 #include <linux/pagemap.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/types.h>
+#include <uapi/linux/sched/types.h>
 #include <linux/smp.h>
 #include <linux/virtio.h>
 #include <linux/virtio_config.h>

@@ -50,6 +50,8 @@ pub(crate) struct Request {
     pub(crate) verify: bool,
     /// Dirty tracker to use.
     pub(crate) tracker: Tracker,
+    /// Throttle the dirtiers when pre-copy does not converge (else give up).
+    pub(crate) auto_converge: bool,
 }
 
 /// Settings made through sysfs, used by `start`.
@@ -64,6 +66,8 @@ pub(crate) struct Settings {
     pub(crate) verify: bool,
     /// Dirty tracker.
     pub(crate) tracker: Tracker,
+    /// Guest-side auto-converge.
+    pub(crate) auto_converge: bool,
 }
 
 /// What the paging tracker's last harvest found.
@@ -112,6 +116,14 @@ pub(crate) struct Extra {
     pub(crate) paging: PagingStats,
     /// The paging tracker's harvest in the last checkpoint.
     pub(crate) checkpoint_paging: PagingStats,
+    /// Measured link bandwidth, bytes per second (pre-copy).
+    pub(crate) bandwidth: u64,
+    /// Measured dirty rate, pages per second (pre-copy).
+    pub(crate) dirty_rate: u64,
+    /// The share of a CPU throttled threads keep, basis points (0: none).
+    pub(crate) throttle_share_bp: u64,
+    /// Threads throttled.
+    pub(crate) throttled_threads: u32,
     /// Pages changed since they were sent that the paging tracker did not
     /// mark, found by the full hash of `verify=1` in the last checkpoint.
     pub(crate) tracker_misses: u64,
@@ -164,6 +176,7 @@ impl Control {
             max_downtime_ms: s.max_downtime_ms,
             verify: s.verify,
             tracker: s.tracker,
+            auto_converge: s.auto_converge,
         })
     }
 }
@@ -185,6 +198,7 @@ pub(crate) fn publish() -> Result<Published<Control>> {
                 max_downtime_ms: uapi::DEFAULT_MAX_DOWNTIME_MS,
                 verify: false,
                 tracker: Tracker::Paging,
+                auto_converge: true,
             },
             status: StatusArgs::idle(),
             extra: Extra::default(),

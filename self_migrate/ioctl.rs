@@ -60,6 +60,7 @@ fn start(cmd: u32, arg: usize) -> Result<isize> {
         } else {
             Tracker::Paging
         },
+        auto_converge: args.flags & uapi::START_NO_AUTO_CONVERGE == 0,
     };
     control::start(OP, req)?;
     Ok(0)

@@ -17,6 +17,7 @@ mod checkpoint;
 #[path = "../ksupport/connect.rs"]
 mod connect;
 mod control;
+mod converge;
 mod cpu_context;
 #[path = "../ksupport/crypto.rs"]
 mod crypto;
@@ -55,6 +56,7 @@ mod staging;
 #[path = "../ksupport/sysfs.rs"]
 mod sysfs;
 mod sysfs_attrs;
+mod throttle;
 mod tracker;
 #[path = "../ksupport/tsc.rs"]
 mod tsc;

@@ -13,6 +13,7 @@ use crate::bindings;
 use crate::channel::{refusal, Channel, Wallet};
 use crate::checkpoint::{self, Mark, Outcome};
 use crate::control::{self, Request, Tracker};
+use crate::converge::{Convergence, Decision};
 use crate::cpu_context;
 use crate::crypto::{random_bytes, Gcm, Sha256};
 use crate::dma;
@@ -38,6 +39,7 @@ use crate::proto::wire::{
 use crate::shim;
 use crate::socket::TcpStream;
 use crate::staging::Staging;
+use crate::throttle::Throttle;
 use crate::tracker::Tracker as PageTracker;
 use crate::tsc;
 use crate::uevent;
@@ -179,12 +181,6 @@ fn present_token<'s>(
 /// How long the commit may take to reach the target's TCP.
 const COMMIT_ACK_TIMEOUT_MS: u32 = 2_000;
 
-/// Pre-copy stops once a round sends no more than this many pages.
-const CONVERGED_PAGES: u64 = 2048;
-
-/// Most pre-copy rounds after round 0.
-const MAX_ROUNDS: u32 = 8;
-
 /// Pages the staging buffer holds (16 MiB).
 const STAGING_PAGES: usize = 4096;
 
@@ -232,11 +228,47 @@ fn session(
     }
 
     control::update(|s, _| s.state = State::Precopy);
+    let mut policy = Convergence::new(req.max_downtime_ms, req.auto_converge, desc.total_pages());
+    let mut throttle = Throttle::new().context("cannot allocate the throttle")?;
     let mut round = 0;
-    let mut sent = precopy::round(chan, desc, &mut tracker, &mut buf, round)?;
-    while sent > CONVERGED_PAGES && round < MAX_ROUNDS {
-        round += 1;
-        sent = precopy::round(chan, desc, &mut tracker, &mut buf, round)?;
+    loop {
+        let (t0, bytes0) = (now_ns(), chan.bytes_sent);
+        let sent = precopy::round(chan, desc, &mut tracker, &mut buf, round)?;
+        let (ns, bytes) = ((now_ns() - t0) as u64, chan.bytes_sent - bytes0);
+        let decision = policy.after_round(round, sent, bytes, ns, chan.bytes_sent);
+        if decision == Decision::Throttle {
+            let mut heavy = KVVec::new();
+            tracker
+                .heavy_dirtiers(&mut heavy)
+                .context("cannot list the dirtying tasks")?;
+            let share = throttle.tighten(&heavy);
+            pr_info!(
+                "round {}: the guest dirties {} pages/s against {} KiB/s sent; {} threads of {} processes throttled to {} basis points of a CPU\n",
+                round,
+                policy.dirty_rate,
+                policy.bandwidth / 1024,
+                throttle.threads(),
+                heavy.len(),
+                share
+            );
+        }
+        control::update(|s, x| {
+            s.expected_downtime_us = policy.expected_us;
+            x.bandwidth = policy.bandwidth;
+            x.dirty_rate = policy.dirty_rate;
+            x.throttle_share_bp = throttle.share();
+            x.throttled_threads = throttle.threads() as u32;
+        });
+        match decision {
+            Decision::Checkpoint => break,
+            Decision::GiveUp => {
+                return Err(Failure::new(
+                    errno(uapi::ETIMEDOUT),
+                    "pre-copy does not converge: the guest dirties memory faster than the link sends it (auto_converge is off)",
+                ))
+            }
+            Decision::Continue | Decision::Throttle => round += 1,
+        }
     }
 
     for attempt in 1..=MAX_ATTEMPTS {
@@ -247,6 +279,9 @@ fn session(
         // The fence stays up from the checkpoint until the migration ends.
         let fence = Fence::install(stream.sk()).context("cannot install the output fence")?;
         handoff.iter_mut().for_each(|b| *b = 0);
+        // The checkpoint lists the address spaces afresh, with interrupts
+        // off: drop the last harvest's references here, where it may sleep.
+        tracker.release();
         let t0 = now_ns();
         match checkpoint::take(desc, &mut tracker, &mut staging, verify.as_mut()) {
             Ok(Outcome::Restored) => {

@@ -30,7 +30,8 @@
 //! really changed (see `Documentation/selfmig/design.rst`, "Dirty
 //! tracking", for this choice, its cost and the races).
 
-use crate::address_spaces::AddressSpaces;
+use crate::address_spaces::{AddressSpaces, MAX_ADDRESS_SPACES};
+use crate::bindings;
 use crate::dma::DeviceRings;
 use crate::pagetable::{
     self, Leaf, Paging, Visitor, ACCESSED, DIRTY, PRESENT, RW, SAVED_DIRTY, SPECIAL,
@@ -130,6 +131,8 @@ pub(crate) struct Harvester {
     spaces: AddressSpaces,
     pending: KVVec<FolioRef>,
     rings: DeviceRings,
+    /// Dirty user entries per listed address space, from the last harvest.
+    counts: KVVec<u64>,
 }
 
 impl Harvester {
@@ -140,13 +143,16 @@ impl Harvester {
             spaces: AddressSpaces::new()?,
             pending: KVVec::with_capacity(PENDING, GFP_KERNEL)?,
             rings: DeviceRings::new()?,
+            counts: KVVec::from_elem(0, MAX_ADDRESS_SPACES, GFP_KERNEL)?,
         })
     }
 
     /// A live round's harvest, in process context: marks what changed
     /// since the last harvest, clears the Dirty bits (moving user ones into
     /// their folios) and flushes every CPU's TLB. Pages marked are to be
-    /// read only after this returns.
+    /// read only after this returns. The address spaces stay referenced
+    /// (for [`Self::heavy_dirtiers`]) until [`Self::release`] or the next
+    /// harvest.
     pub(crate) fn harvest(&mut self, map: &mut DirtyMap) -> Result<Found> {
         self.spaces.release();
         let collected = self.spaces.collect();
@@ -158,7 +164,8 @@ impl Harvester {
         self.rings.collect()?;
         self.mark_rings(map);
         let end = self.paging.half();
-        for root in self.spaces.roots() {
+        for (i, root) in self.spaces.roots().enumerate() {
+            let before = found.dirty_leaves;
             let mut start = 0;
             loop {
                 let mut user = UserHalf {
@@ -183,8 +190,10 @@ impl Harvester {
                     None => break,
                 }
             }
+            if let Some(c) = self.counts.get_mut(i) {
+                *c = found.dirty_leaves - before;
+            }
         }
-        self.spaces.release();
         let mut kernel = KernelHalf {
             map,
             clear: true,
@@ -256,7 +265,23 @@ impl Harvester {
         finder.found
     }
 
-    /// Drops the references [`Self::peek`] took. May sleep.
+    /// The address spaces of the last harvest that dirtied the most: each
+    /// at least a tenth of all dirty user entries, and at least 256.
+    /// Valid until [`Self::release`].
+    pub(crate) fn heavy_dirtiers(&self, out: &mut KVVec<*mut bindings::mm_struct>) -> Result {
+        let mms = self.spaces.as_slice();
+        let counts = &self.counts[..mms.len()];
+        let total: u64 = counts.iter().sum();
+        for (&mm, &count) in mms.iter().zip(counts) {
+            if count >= 256 && count >= total / 10 {
+                out.push(mm, GFP_KERNEL)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the address-space references a harvest or [`Self::peek`]
+    /// took. May sleep.
     pub(crate) fn release(&mut self) {
         self.spaces.release();
     }

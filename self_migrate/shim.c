@@ -116,6 +116,40 @@ void selfmig_flush_tlb_all_local(void *unused)
 	__flush_tlb_all();
 }
 
+/*
+ * A task's address space and scheduling parameters. Read here, in C:
+ * bindgen's layout of struct task_struct does not match the kernel's.
+ */
+struct mm_struct *selfmig_task_mm(struct task_struct *p)
+{
+	return READ_ONCE(p->mm);
+}
+
+void selfmig_task_sched(struct task_struct *p, unsigned int *policy, int *nice,
+			unsigned int *rt_priority)
+{
+	*policy = READ_ONCE(p->policy);
+	*nice = task_nice(p);
+	*rt_priority = READ_ONCE(p->rt_priority);
+}
+
+/* The physical address of an address space's page-table root. */
+unsigned long selfmig_mm_pgd_pa(struct mm_struct *mm)
+{
+	return __pa(mm->pgd);
+}
+
+/* Takes and drops a reference on a task. */
+void selfmig_get_task(struct task_struct *p)
+{
+	get_task_struct(p);
+}
+
+void selfmig_put_task(struct task_struct *p)
+{
+	put_task_struct(p);
+}
+
 /* Logs what the kernel knows of pfn's page (for a tracker miss). */
 void selfmig_dump_pfn(unsigned long pfn)
 {

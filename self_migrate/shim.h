@@ -21,6 +21,13 @@ void selfmig_folio_put(struct folio *folio);
 void selfmig_folio_lock(struct folio *folio);
 void selfmig_flush_tlb_all_local(void *unused);
 void selfmig_dump_pfn(unsigned long pfn);
+struct mm_struct;
+struct mm_struct *selfmig_task_mm(struct task_struct *p);
+void selfmig_task_sched(struct task_struct *p, unsigned int *policy, int *nice,
+			unsigned int *rt_priority);
+unsigned long selfmig_mm_pgd_pa(struct mm_struct *mm);
+void selfmig_get_task(struct task_struct *p);
+void selfmig_put_task(struct task_struct *p);
 struct virtio_device;
 void selfmig_vqs_lock(struct virtio_device *vdev);
 void selfmig_vqs_unlock(struct virtio_device *vdev);

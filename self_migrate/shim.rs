@@ -136,3 +136,53 @@ pub(crate) fn dump_page(pfn: u64) {
     // SAFETY: The helper checks `pfn_valid` first.
     unsafe { bindings::selfmig_dump_pfn(pfn as _) };
 }
+
+/// Takes a reference on a task. Call with a task that is valid (e.g. under
+/// [`rcu_read_lock`]).
+pub(crate) fn get_task(p: *mut bindings::task_struct) {
+    // SAFETY: Callers pass a valid task.
+    unsafe { bindings::selfmig_get_task(p) };
+}
+
+/// Drops a reference taken by [`get_task`].
+pub(crate) fn put_task(p: *mut bindings::task_struct) {
+    // SAFETY: Callers pass a task they hold a reference on.
+    unsafe { bindings::selfmig_put_task(p) };
+}
+
+/// A task's address space pointer, for comparison only (it may change or
+/// go away right after). Call with a valid task.
+pub(crate) fn task_mm(p: *mut bindings::task_struct) -> *mut bindings::mm_struct {
+    // SAFETY: Callers pass a valid task; the helper only reads a field.
+    unsafe { bindings::selfmig_task_mm(p) }
+}
+
+/// A task's scheduling parameters.
+pub(crate) struct Sched {
+    /// Scheduling policy (`SCHED_*`).
+    pub(crate) policy: u32,
+    /// Nice value.
+    pub(crate) nice: i32,
+    /// Real-time priority.
+    pub(crate) rt_priority: u32,
+}
+
+/// A task's scheduling parameters. Call with a valid task.
+pub(crate) fn task_sched(p: *mut bindings::task_struct) -> Sched {
+    let mut s = Sched {
+        policy: 0,
+        nice: 0,
+        rt_priority: 0,
+    };
+    // SAFETY: Callers pass a valid task; the helper writes the three
+    // out-parameters, which live on this stack.
+    unsafe { bindings::selfmig_task_sched(p, &mut s.policy, &mut s.nice, &mut s.rt_priority) };
+    s
+}
+
+/// The physical address of the page-table root of `mm`. Call with an
+/// address space you hold a reference on.
+pub(crate) fn mm_pgd_pa(mm: *mut bindings::mm_struct) -> u64 {
+    // SAFETY: Callers hold a reference on `mm`, which keeps its `pgd`.
+    unsafe { bindings::selfmig_mm_pgd_pa(mm) as u64 }
+}

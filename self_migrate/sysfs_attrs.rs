@@ -56,6 +56,18 @@ fn verify_store(input: &[u8]) -> Result {
     control::with(|c| c.settings.verify = v)
 }
 
+/// Shows whether guest-side auto-converge is on.
+fn auto_converge_show(out: &mut ShowBuf<'_>) -> Result {
+    let v = control::with(|c| c.settings.auto_converge)?;
+    out.line(format_args!("{}", u8::from(v)))
+}
+
+/// Turns guest-side auto-converge on or off.
+fn auto_converge_store(input: &[u8]) -> Result {
+    let v = uapi::parse_bool(input).map_err(|e| refuse("auto_converge", e))?;
+    control::with(|c| c.settings.auto_converge = v)
+}
+
 /// Shows the tracker.
 fn tracker_show(out: &mut ShowBuf<'_>) -> Result {
     let t = control::with(|c| c.settings.tracker)?;
@@ -124,6 +136,10 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
         out.line(format_args!("{prefix}address_spaces: {}", p.address_spaces))?;
     }
     out.line(format_args!("tracker_misses: {}", x.tracker_misses))?;
+    out.line(format_args!("bandwidth_bytes_per_s: {}", x.bandwidth))?;
+    out.line(format_args!("dirty_rate_pages_per_s: {}", x.dirty_rate))?;
+    out.line(format_args!("throttle_share_bp: {}", x.throttle_share_bp))?;
+    out.line(format_args!("throttled_threads: {}", x.throttled_threads))?;
     out.line(format_args!("fenced_packets: {}", crate::fence::dropped()))?;
     out.line(format_args!(
         "expected_downtime_us: {}",
@@ -143,7 +159,7 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
 }
 
 /// The attribute table.
-pub(crate) static ATTRS: [Attr; 10] = [
+pub(crate) static ATTRS: [Attr; 11] = [
     Attr {
         name: c_str!("target"),
         mode: 0o644,
@@ -173,6 +189,12 @@ pub(crate) static ATTRS: [Attr; 10] = [
         mode: 0o644,
         show: Some(tracker_show),
         store: Some(tracker_store),
+    },
+    Attr {
+        name: c_str!("auto_converge"),
+        mode: 0o644,
+        show: Some(auto_converge_show),
+        store: Some(auto_converge_store),
     },
     Attr {
         name: c_str!("start"),

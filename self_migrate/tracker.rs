@@ -84,7 +84,16 @@ impl Tracker {
         self.paging.as_ref().map_or([0; 4], |p| p.harvester.mappings_of(pfn))
     }
 
-    /// Drops the references a [`Self::peek`] took. May sleep.
+    /// The address spaces that dirtied the most in the last harvest (none
+    /// for the hash tracker). Valid until [`Self::release`].
+    pub(crate) fn heavy_dirtiers(&self, out: &mut KVVec<*mut crate::bindings::mm_struct>) -> Result {
+        match &self.paging {
+            Some(p) => p.harvester.heavy_dirtiers(out),
+            None => Ok(()),
+        }
+    }
+
+    /// Drops the references a harvest or a [`Self::peek`] took. May sleep.
     pub(crate) fn release(&mut self) {
         if let Some(p) = self.paging.as_mut() {
             p.harvester.release();

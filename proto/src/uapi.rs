@@ -110,8 +110,11 @@ pub const fn ioc_decode(cmd: u32) -> (u32, u32, usize) {
 pub const START_VERIFY: u32 = 1 << 0;
 /// Start flag: use the content-hash tracker instead of the paging tracker.
 pub const START_TRACKER_HASH: u32 = 1 << 1;
+/// Start flag: do not throttle the tasks that dirty memory faster than the
+/// link sends it; give up instead (`auto_converge` 0).
+pub const START_NO_AUTO_CONVERGE: u32 = 1 << 2;
 /// Every flag this ABI version knows.
-pub const START_FLAGS_KNOWN: u32 = START_VERIFY | START_TRACKER_HASH;
+pub const START_FLAGS_KNOWN: u32 = START_VERIFY | START_TRACKER_HASH | START_NO_AUTO_CONVERGE;
 
 /// Why a control request was refused. Shared by sysfs and ioctl so both
 /// report the same errno and the same dmesg reason.

@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Guest-side auto-converge: slowing down the tasks that dirty memory.
+//!
+//! When a workload dirties memory faster than the link sends it, pre-copy
+//! never converges. QEMU's auto-converge then takes CPU time away from the
+//! whole vCPU; inside the guest we can aim better. The paging tracker
+//! knows which address spaces the dirty pages belong to; every thread of
+//! the processes behind the heaviest of them is moved to `SCHED_DEADLINE`
+//! with a CPU-bandwidth reservation, which the scheduler enforces: the
+//! thread runs at most `runtime` in every `period` (500 ms), and waits for
+//! the rest. The first share is 20% of a CPU; each round that still does
+//! not converge divides it by four, down to 50 us per period (0.01%). A
+//! task that dirties one word per page needs little CPU to dirty a lot,
+//! hence the deep floor. The threads get `SCHED_FLAG_RESET_ON_FORK` (their children
+//! start with normal scheduling), and their old policy, nice value and
+//! real-time priority come back when the migration ends, however it ends
+//! (on the target, after the resume).
+
+use crate::bindings;
+use crate::shim;
+use kernel::prelude::*;
+
+/// Most threads throttled at once.
+const MAX_THREADS: usize = 256;
+/// The reservation period, in nanoseconds.
+const PERIOD_NS: u64 = 500_000_000;
+/// The first share of a CPU a throttled thread keeps, in basis points
+/// (1/10000).
+const FIRST_SHARE: u64 = 2000;
+/// The smallest runtime per period, in nanoseconds.
+const MIN_RUNTIME_NS: u64 = 50_000;
+/// `SCHED_DEADLINE`.
+const SCHED_DEADLINE: u32 = 6;
+/// `SCHED_FLAG_RESET_ON_FORK`.
+const RESET_ON_FORK: u64 = 1;
+
+/// One throttled thread and what to give back.
+struct Throttled {
+    task: *mut bindings::task_struct,
+    policy: u32,
+    nice: i32,
+    rt_priority: u32,
+}
+
+/// The throttled threads.
+pub(crate) struct Throttle {
+    threads: KVVec<Throttled>,
+    /// The current share, in basis points of a CPU (0: not throttling).
+    share: u64,
+}
+
+// SAFETY: The list holds counted task references, usable from any thread.
+unsafe impl Send for Throttle {}
+
+impl Throttle {
+    /// Nothing throttled, room for [`MAX_THREADS`].
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            threads: KVVec::with_capacity(MAX_THREADS, GFP_KERNEL)?,
+            share: 0,
+        })
+    }
+
+    /// The share of a CPU throttled threads keep, in basis points (0:
+    /// none).
+    pub(crate) fn share(&self) -> u64 {
+        self.share
+    }
+
+    /// How many threads are throttled.
+    pub(crate) fn threads(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Throttles every thread of the processes using one of `mms` (adding
+    /// to those throttled already) and sets every throttled thread's share:
+    /// [`FIRST_SHARE`] the first time, a quarter of the last share after
+    /// that. A thread whose policy cannot be changed is left alone.
+    /// Process context. Returns the share now in force, in basis points.
+    pub(crate) fn tighten(&mut self, mms: &[*mut bindings::mm_struct]) -> u64 {
+        self.add_threads(mms);
+        // Deadline admission: all reservations together stay below 90% of
+        // one CPU, whatever the number of threads.
+        let n = self.threads.len().max(1) as u64;
+        let wanted = match self.share {
+            0 => FIRST_SHARE,
+            s => s / 4,
+        };
+        let runtime = (PERIOD_NS / 10_000 * wanted)
+            .min(PERIOD_NS * 9 / 10 / n)
+            .max(MIN_RUNTIME_NS);
+        self.share = (runtime * 10_000).div_ceil(PERIOD_NS);
+        for t in self.threads.iter() {
+            let attr = bindings::sched_attr {
+                size: core::mem::size_of::<bindings::sched_attr>() as u32,
+                sched_policy: SCHED_DEADLINE,
+                sched_flags: RESET_ON_FORK,
+                sched_runtime: runtime,
+                sched_deadline: PERIOD_NS,
+                sched_period: PERIOD_NS,
+                ..Default::default()
+            };
+            // SAFETY: We hold a reference on the task; `attr` is complete.
+            let ret = unsafe { bindings::sched_setattr_nocheck(t.task, &attr) };
+            if ret != 0 {
+                pr_info!("cannot throttle a thread (errno {}); leaving it\n", -ret);
+            }
+        }
+        self.share
+    }
+
+    /// Lists the threads of the processes using `mms` that are not listed
+    /// yet, with a reference and their scheduling parameters.
+    fn add_threads(&mut self, mms: &[*mut bindings::mm_struct]) {
+        shim::rcu_read_lock();
+        let init = core::ptr::addr_of_mut!(bindings::init_task);
+        let mut p = shim::next_task(init);
+        while p != init {
+            let mut t = p;
+            while !t.is_null() {
+                // Under RCU a listed task stays valid; `mm` is only
+                // compared, never followed.
+                let (mm, sched) = (shim::task_mm(t), shim::task_sched(t));
+                let policy = sched.policy;
+                let listed = self.threads.iter().any(|x| x.task == t);
+                if !mm.is_null()
+                    && mms.contains(&mm)
+                    && policy != SCHED_DEADLINE
+                    && !listed
+                    && self.threads.len() < self.threads.capacity()
+                {
+                    shim::get_task(t);
+                    // Within capacity: no allocation.
+                    let _ = self.threads.push(
+                        Throttled {
+                            task: t,
+                            policy,
+                            nice: sched.nice,
+                            rt_priority: sched.rt_priority,
+                        },
+                        GFP_NOWAIT,
+                    );
+                }
+                t = shim::next_thread(t);
+            }
+            p = shim::next_task(p);
+        }
+        shim::rcu_read_unlock();
+    }
+
+    /// Gives every throttled thread its scheduling back and drops the
+    /// references. Process context.
+    pub(crate) fn release(&mut self) {
+        for t in self.threads.iter() {
+            let attr = bindings::sched_attr {
+                size: core::mem::size_of::<bindings::sched_attr>() as u32,
+                sched_policy: t.policy,
+                sched_nice: t.nice,
+                sched_priority: t.rt_priority,
+                ..Default::default()
+            };
+            // SAFETY: We hold a reference on the task; `attr` is complete.
+            // A task that exited meanwhile just ignores it.
+            unsafe { bindings::sched_setattr_nocheck(t.task, &attr) };
+            shim::put_task(t.task);
+        }
+        // SAFETY: Every element was released above and holds nothing that
+        // needs dropping; 0 is within capacity.
+        unsafe { self.threads.set_len(0) };
+        self.share = 0;
+    }
+}
+
+impl Drop for Throttle {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
