@@ -130,6 +130,9 @@ print(json.dumps({
     "total_ms": num("total_ms") if ok else round((float(t1) - float(t0)) * 1000),
     "bytes_sent": num("bytes_sent"), "rounds": num("round") + 1,
     "verify": ("passed (%d pages)" % num("verify_pages")) if ok and num("verify_pages") > 0 else "n/a",
+    "tracker": s.get("tracker_used"), "tracker_misses": num("tracker_misses"),
+    "throttle_share_bp": num("throttle_share_bp"),
+    "last_error": None if ok else s.get("last_error"),
 }))
 EOF
 )"
