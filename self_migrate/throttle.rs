@@ -10,7 +10,7 @@
 //! with a CPU-bandwidth reservation, which the scheduler enforces: the
 //! thread runs at most `runtime` in every `period` (500 ms), and waits for
 //! the rest. The first share is 20% of a CPU; each round that still does
-//! not converge divides it by four, down to 50 us per period (0.01%). A
+//! not converge divides it by sixteen, down to 50 us per period (0.01%). A
 //! task that dirties one word per page needs little CPU to dirty a lot,
 //! hence the deep floor. The threads get `SCHED_FLAG_RESET_ON_FORK` (their children
 //! start with normal scheduling), and their old policy, nice value and
@@ -75,7 +75,7 @@ impl Throttle {
 
     /// Throttles every thread of the processes using one of `mms` (adding
     /// to those throttled already) and sets every throttled thread's share:
-    /// [`FIRST_SHARE`] the first time, a quarter of the last share after
+    /// [`FIRST_SHARE`] the first time, a sixteenth of the last share after
     /// that. A thread whose policy cannot be changed is left alone.
     /// Process context. Returns the share now in force, in basis points.
     pub(crate) fn tighten(&mut self, mms: &[*mut bindings::mm_struct]) -> u64 {
@@ -85,7 +85,7 @@ impl Throttle {
         let n = self.threads.len().max(1) as u64;
         let wanted = match self.share {
             0 => FIRST_SHARE,
-            s => s / 4,
+            s => s / 16,
         };
         let runtime = (PERIOD_NS / 10_000 * wanted)
             .min(PERIOD_NS * 9 / 10 / n)
