@@ -76,10 +76,21 @@ impl AddressSpaces {
         result
     }
 
-    /// The listed address spaces' page-table roots, as physical addresses.
-    pub(crate) fn roots(&self) -> impl Iterator<Item = u64> + '_ {
+    /// The page-table root of the `i`th listed address space, as a
+    /// physical address.
+    pub(crate) fn root(&self, i: usize) -> u64 {
         // The list holds a reference on each `mm`, which keeps its `pgd`.
-        self.mms.iter().map(|&mm| shim::mm_pgd_pa(mm))
+        self.mms.get(i).map_or(0, |&mm| shim::mm_pgd_pa(mm))
+    }
+
+    /// The `i`th listed address space, for identity comparisons.
+    pub(crate) fn get(&self, i: usize) -> *mut bindings::mm_struct {
+        self.mms.get(i).copied().unwrap_or(core::ptr::null_mut())
+    }
+
+    /// Whether `mm` is listed.
+    pub(crate) fn contains(&self, mm: *mut bindings::mm_struct) -> bool {
+        self.mms.contains(&mm)
     }
 
     /// The listed address spaces, for identity comparisons.

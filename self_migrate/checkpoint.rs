@@ -79,7 +79,11 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
         if job.tracker.is_excluded(pfn) {
             continue;
         }
-        let candidate = job.tracker.candidate(pfn);
+        // A page freed since the last harvest sits on a per-CPU free list,
+        // still "in use" for the walk: its last writes may have gone
+        // through a user mapping torn down since, taking the Dirty bit
+        // along. Hash such pages too.
+        let candidate = job.tracker.candidate(pfn) || crate::shim::page_unreferenced(pfn);
         if !candidate && job.verify.is_none() {
             continue;
         }
@@ -288,7 +292,10 @@ pub(crate) fn take(
         }
     }
     if let Some(found) = job.found {
-        let marked = job.tracker.consumed();
+        // The marks stay: if this checkpoint is abandoned, the next round
+        // sends them (the address spaces just released may have been torn
+        // down since, taking their Dirty bits with them).
+        let marked = job.tracker.marked();
         let misses = job.misses;
         crate::control::update(|_, x| {
             x.checkpoint_paging = crate::control::PagingStats {

@@ -326,7 +326,9 @@ pub(crate) fn check_paging(op: &str) -> Result {
         }
         bindings::put_device(dev);
     }
-    Err(crate::errno::errno(crate::proto::uapi::EOPNOTSUPP))
+    Err(crate::errno::errno(
+        crate::proto::uapi::ControlError::DmaOutsideTracker.errno(),
+    ))
 }
 
 /// Records the default bounce-buffer pool of the first PCI device that has

@@ -241,7 +241,11 @@ fn session(
             tracker
                 .heavy_dirtiers(&mut heavy)
                 .context("cannot list the dirtying tasks")?;
-            let share = throttle.tighten(&heavy);
+            // Aim at a dirty rate of 1/32 of the link's bandwidth: the
+            // measured rate is a floor (a round sees each page once, however
+            // often it was written).
+            let target = policy.bandwidth / PAGE_SIZE as u64 / 32;
+            let share = throttle.tighten(&heavy, target, policy.dirty_rate);
             pr_info!(
                 "round {}: the guest dirties {} pages/s against {} KiB/s sent; {} threads of {} processes throttled to {} basis points of a CPU\n",
                 round,
@@ -279,9 +283,6 @@ fn session(
         // The fence stays up from the checkpoint until the migration ends.
         let fence = Fence::install(stream.sk()).context("cannot install the output fence")?;
         handoff.iter_mut().for_each(|b| *b = 0);
-        // The checkpoint lists the address spaces afresh, with interrupts
-        // off: drop the last harvest's references here, where it may sleep.
-        tracker.release();
         let t0 = now_ns();
         match checkpoint::take(desc, &mut tracker, &mut staging, verify.as_mut()) {
             Ok(Outcome::Restored) => {

@@ -128,7 +128,11 @@ pub(crate) struct Found {
 /// bits.
 pub(crate) struct Harvester {
     paging: Paging,
+    /// The address spaces of the last harvest, referenced.
     spaces: AddressSpaces,
+    /// The ones of the harvest before (or of the checkpoint's), kept until
+    /// they have been walked once more.
+    older: AddressSpaces,
     pending: KVVec<FolioRef>,
     rings: DeviceRings,
     /// Dirty user entries per listed address space, from the last harvest.
@@ -141,6 +145,7 @@ impl Harvester {
         Ok(Self {
             paging: Paging::current(),
             spaces: AddressSpaces::new()?,
+            older: AddressSpaces::new()?,
             pending: KVVec::with_capacity(PENDING, GFP_KERNEL)?,
             rings: DeviceRings::new()?,
             counts: KVVec::from_elem(0, MAX_ADDRESS_SPACES, GFP_KERNEL)?,
@@ -150,50 +155,40 @@ impl Harvester {
     /// A live round's harvest, in process context: marks what changed
     /// since the last harvest, clears the Dirty bits (moving user ones into
     /// their folios) and flushes every CPU's TLB. Pages marked are to be
-    /// read only after this returns. The address spaces stay referenced
-    /// (for [`Self::heavy_dirtiers`]) until [`Self::release`] or the next
-    /// harvest.
+    /// read only after this returns.
+    ///
+    /// The address spaces listed by the previous harvest stay referenced
+    /// until this one has walked them too: a process that exited in between
+    /// still has its page tables, Dirty bits included (our reference keeps
+    /// `exit_mmap()` from running). They are dropped at the end; the new
+    /// list stays referenced (for [`Self::heavy_dirtiers`]) until the next
+    /// harvest or [`Self::release`].
     pub(crate) fn harvest(&mut self, map: &mut DirtyMap) -> Result<Found> {
-        self.spaces.release();
+        core::mem::swap(&mut self.spaces, &mut self.older);
         let collected = self.spaces.collect();
         let mut found = Found {
             address_spaces: self.spaces.len() as u64,
             ..Found::default()
         };
-        collected?;
+        if let Err(e) = collected {
+            self.older.release();
+            return Err(e);
+        }
         self.rings.collect()?;
         self.mark_rings(map);
-        let end = self.paging.half();
-        for (i, root) in self.spaces.roots().enumerate() {
+        for i in 0..self.spaces.len() {
             let before = found.dirty_leaves;
-            let mut start = 0;
-            loop {
-                let mut user = UserHalf {
-                    map: &mut *map,
-                    pending: &mut self.pending,
-                    clear: true,
-                    found: &mut found,
-                };
-                // Interrupts off keep the tables walked from being freed:
-                // page tables are freed after an RCU grace period or an IPI
-                // to every CPU (MMU_GATHER_RCU_TABLE_FREE), and this CPU
-                // holds off both.
-                pm::irqs_off();
-                let stopped = pagetable::walk(self.paging, root, start, end, &mut user);
-                pm::irqs_on();
-                for folio in self.pending.iter() {
-                    folio.mark_dirty();
-                }
-                clear_pending(&mut self.pending);
-                match stopped {
-                    Some(next) => start = next,
-                    None => break,
-                }
-            }
+            self.harvest_user(self.spaces.root(i), map, &mut found);
             if let Some(c) = self.counts.get_mut(i) {
                 *c = found.dirty_leaves - before;
             }
         }
+        for i in 0..self.older.len() {
+            if !self.spaces.contains(self.older.get(i)) {
+                self.harvest_user(self.older.root(i), map, &mut found);
+            }
+        }
+        self.older.release();
         let mut kernel = KernelHalf {
             map,
             clear: true,
@@ -203,13 +198,42 @@ impl Harvester {
         pagetable::walk(
             self.paging,
             pagetable::kernel_root(),
-            end,
+            self.paging.half(),
             self.paging.end(),
             &mut kernel,
         );
         pm::irqs_on();
         shim::flush_tlb_everywhere();
         Ok(found)
+    }
+
+    /// Harvests and clears the user half rooted at `root`, in pieces with
+    /// interrupts off, moving cleared bits into the folios in between.
+    fn harvest_user(&mut self, root: u64, map: &mut DirtyMap, found: &mut Found) {
+        let end = self.paging.half();
+        let mut start = 0;
+        loop {
+            let mut user = UserHalf {
+                map: &mut *map,
+                pending: &mut self.pending,
+                clear: true,
+                found: &mut *found,
+            };
+            // Interrupts off keep the tables walked from being freed: page
+            // tables are freed after an RCU grace period or an IPI to every
+            // CPU (MMU_GATHER_RCU_TABLE_FREE), and this CPU holds off both.
+            pm::irqs_off();
+            let stopped = pagetable::walk(self.paging, root, start, end, &mut user);
+            pm::irqs_on();
+            for folio in self.pending.iter() {
+                folio.mark_dirty();
+            }
+            clear_pending(&mut self.pending);
+            match stopped {
+                Some(next) => start = next,
+                None => break,
+            }
+        }
     }
 
     /// The checkpoint's harvest: interrupts off, the other CPUs offline.
@@ -219,18 +243,25 @@ impl Harvester {
     /// spaces are dropped by [`Self::release`], in process context.
     pub(crate) fn peek(&mut self, map: &mut DirtyMap) -> Result<Found> {
         let mut found = Found::default();
-        self.spaces.collect()?;
-        found.address_spaces = self.spaces.len() as u64;
+        // The last harvest's list is still referenced (processes that
+        // exited since keep their tables); list the current ones too.
+        self.older.collect()?;
+        found.address_spaces = self.older.len() as u64;
         self.mark_rings(map);
         let end = self.paging.half();
-        for root in self.spaces.roots() {
-            let mut user = UserHalf {
-                map: &mut *map,
-                pending: &mut self.pending,
-                clear: false,
-                found: &mut found,
-            };
-            pagetable::walk(self.paging, root, 0, end, &mut user);
+        for (list, other) in [(&self.older, None), (&self.spaces, Some(&self.older))] {
+            for i in 0..list.len() {
+                if other.is_some_and(|o| o.contains(list.get(i))) {
+                    continue;
+                }
+                let mut user = UserHalf {
+                    map: &mut *map,
+                    pending: &mut self.pending,
+                    clear: false,
+                    found: &mut found,
+                };
+                pagetable::walk(self.paging, list.root(i), 0, end, &mut user);
+            }
         }
         let mut kernel = KernelHalf {
             map,
@@ -259,8 +290,10 @@ impl Harvester {
     /// off, as in the checkpoint.
     pub(crate) fn mappings_of(&self, pfn: u64) -> [u64; 4] {
         let mut finder = Finder { pfn, found: [0; 4], n: 0 };
-        for root in self.spaces.roots() {
-            pagetable::walk(self.paging, root, 0, self.paging.half(), &mut finder);
+        for list in [&self.spaces, &self.older] {
+            for i in 0..list.len() {
+                pagetable::walk(self.paging, list.root(i), 0, self.paging.half(), &mut finder);
+            }
         }
         finder.found
     }
@@ -280,10 +313,11 @@ impl Harvester {
         Ok(())
     }
 
-    /// Drops the address-space references a harvest or [`Self::peek`]
+    /// Drops the address-space references harvests and [`Self::peek`]
     /// took. May sleep.
     pub(crate) fn release(&mut self) {
         self.spaces.release();
+        self.older.release();
     }
 }
 

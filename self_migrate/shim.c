@@ -35,6 +35,18 @@ unsigned long selfmig_free_block_pages(unsigned long pfn)
 }
 
 /*
+ * Whether pfn's page has no references and is not the tail of a compound
+ * page: a free page on a per-CPU list (or on its way there), or a page of a
+ * multi-page allocation other than the first.
+ */
+bool selfmig_page_unreferenced(unsigned long pfn)
+{
+	struct page *page = pfn_to_online_page(pfn);
+
+	return page && !PageTail(page) && !page_ref_count(page);
+}
+
+/*
  * The page frame of a kernel address: in the linear map, or mapped page by
  * page (vmalloc, modules).
  */
@@ -137,6 +149,16 @@ void selfmig_task_sched(struct task_struct *p, unsigned int *policy, int *nice,
 unsigned long selfmig_mm_pgd_pa(struct mm_struct *mm)
 {
 	return __pa(mm->pgd);
+}
+
+/*
+ * The CPU time a task has used and how long it has existed, both in
+ * nanoseconds (its average CPU share is their ratio).
+ */
+void selfmig_task_cpu(struct task_struct *p, u64 *runtime_ns, u64 *age_ns)
+{
+	*runtime_ns = READ_ONCE(p->se.sum_exec_runtime);
+	*age_ns = ktime_get_ns() - READ_ONCE(p->start_time);
 }
 
 /* Takes and drops a reference on a task. */

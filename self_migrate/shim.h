@@ -5,6 +5,7 @@
 
 unsigned long selfmig_free_block_pages(unsigned long pfn);
 unsigned long selfmig_kaddr_to_pfn(const void *addr);
+bool selfmig_page_unreferenced(unsigned long pfn);
 struct net_device;
 void selfmig_dev_put(struct net_device *dev);
 unsigned long selfmig_cr3_pa(void);
@@ -26,6 +27,7 @@ struct mm_struct *selfmig_task_mm(struct task_struct *p);
 void selfmig_task_sched(struct task_struct *p, unsigned int *policy, int *nice,
 			unsigned int *rt_priority);
 unsigned long selfmig_mm_pgd_pa(struct mm_struct *mm);
+void selfmig_task_cpu(struct task_struct *p, u64 *runtime_ns, u64 *age_ns);
 void selfmig_get_task(struct task_struct *p);
 void selfmig_put_task(struct task_struct *p);
 struct virtio_device;

@@ -14,6 +14,14 @@ pub(crate) fn free_block_pages(pfn: u64) -> u64 {
     unsafe { bindings::selfmig_free_block_pages(pfn as _) as u64 }
 }
 
+/// Whether `pfn`'s page has no references and is not a compound tail: a
+/// free page on a per-CPU list, or a page of a multi-page allocation other
+/// than the first.
+pub(crate) fn page_unreferenced(pfn: u64) -> bool {
+    // SAFETY: The helper accepts any pfn; it checks the page is online.
+    unsafe { bindings::selfmig_page_unreferenced(pfn as _) }
+}
+
 /// The page frame of a kernel address in the linear map or vmalloc space.
 pub(crate) fn kaddr_to_pfn(addr: usize) -> u64 {
     // SAFETY: The helper only translates the address; callers pass
@@ -185,4 +193,14 @@ pub(crate) fn task_sched(p: *mut bindings::task_struct) -> Sched {
 pub(crate) fn mm_pgd_pa(mm: *mut bindings::mm_struct) -> u64 {
     // SAFETY: Callers hold a reference on `mm`, which keeps its `pgd`.
     unsafe { bindings::selfmig_mm_pgd_pa(mm) as u64 }
+}
+
+/// A task's CPU time used and its age, both in nanoseconds. Call with a
+/// task you hold a reference on.
+pub(crate) fn task_cpu(p: *mut bindings::task_struct) -> (u64, u64) {
+    let (mut runtime, mut age) = (0u64, 0u64);
+    // SAFETY: Callers hold a reference on the task; the helper writes the
+    // two out-parameters, which live on this stack.
+    unsafe { bindings::selfmig_task_cpu(p, &mut runtime, &mut age) };
+    (runtime, age)
 }

@@ -9,13 +9,19 @@
 //! the processes behind the heaviest of them is moved to `SCHED_DEADLINE`
 //! with a CPU-bandwidth reservation, which the scheduler enforces: the
 //! thread runs at most `runtime` in every `period` (500 ms), and waits for
-//! the rest. The first share is 20% of a CPU; each round that still does
-//! not converge divides it by sixteen, down to 50 us per period (0.01%). A
-//! task that dirties one word per page needs little CPU to dirty a lot,
-//! hence the deep floor. The threads get `SCHED_FLAG_RESET_ON_FORK` (their children
-//! start with normal scheduling), and their old policy, nice value and
-//! real-time priority come back when the migration ends, however it ends
-//! (on the target, after the resume).
+//! the rest.
+//!
+//! The first reservation is computed, not guessed: a thread's average CPU
+//! share so far (its run time over its age) scaled by how much the dirty
+//! rate must drop (to 1/32 of the link's bandwidth: the measured rate is a
+//! floor, since a round sees each page once however often it was written). A task that
+//! writes one word per page dirties a lot with little CPU, so a fixed
+//! ladder of shares would take many long rounds to bite. Each further
+//! round that still does not converge divides the reservations by sixteen,
+//! down to 50 us per period. The threads get `SCHED_FLAG_RESET_ON_FORK`
+//! (their children start with normal scheduling), and their old policy,
+//! nice value and real-time priority come back when the migration ends,
+//! however it ends (on the target, after the resume).
 
 use crate::bindings;
 use crate::shim;
@@ -25,9 +31,9 @@ use kernel::prelude::*;
 const MAX_THREADS: usize = 256;
 /// The reservation period, in nanoseconds.
 const PERIOD_NS: u64 = 500_000_000;
-/// The first share of a CPU a throttled thread keeps, in basis points
+/// The largest share of a CPU a throttled thread keeps, in basis points
 /// (1/10000).
-const FIRST_SHARE: u64 = 2000;
+const MAX_SHARE: u64 = 2000;
 /// The smallest runtime per period, in nanoseconds.
 const MIN_RUNTIME_NS: u64 = 50_000;
 /// `SCHED_DEADLINE`.
@@ -41,12 +47,15 @@ struct Throttled {
     policy: u32,
     nice: i32,
     rt_priority: u32,
+    /// The reservation in force, nanoseconds per period (0: none yet).
+    runtime: u64,
 }
 
 /// The throttled threads.
 pub(crate) struct Throttle {
     threads: KVVec<Throttled>,
-    /// The current share, in basis points of a CPU (0: not throttling).
+    /// The largest share in force, in basis points of a CPU (0: not
+    /// throttling).
     share: u64,
 }
 
@@ -62,8 +71,8 @@ impl Throttle {
         })
     }
 
-    /// The share of a CPU throttled threads keep, in basis points (0:
-    /// none).
+    /// The largest share of a CPU a throttled thread keeps, in basis
+    /// points (0: none).
     pub(crate) fn share(&self) -> u64 {
         self.share
     }
@@ -74,29 +83,54 @@ impl Throttle {
     }
 
     /// Throttles every thread of the processes using one of `mms` (adding
-    /// to those throttled already) and sets every throttled thread's share:
-    /// [`FIRST_SHARE`] the first time, a sixteenth of the last share after
-    /// that. A thread whose policy cannot be changed is left alone.
-    /// Process context. Returns the share now in force, in basis points.
-    pub(crate) fn tighten(&mut self, mms: &[*mut bindings::mm_struct]) -> u64 {
+    /// to those throttled already). A thread throttled for the first time
+    /// gets its average CPU share scaled by `num / den` (the factor by
+    /// which the dirty rate must drop), at most 20% of a CPU; one
+    /// throttled before gets a sixteenth of its reservation. A thread
+    /// whose policy cannot be changed is left alone. Process context.
+    /// Returns the largest share now in force, in basis points.
+    pub(crate) fn tighten(&mut self, mms: &[*mut bindings::mm_struct], num: u64, den: u64) -> u64 {
         self.add_threads(mms);
+        let max_runtime = PERIOD_NS / 10_000 * MAX_SHARE;
+        for t in self.threads.iter_mut() {
+            t.runtime = match t.runtime {
+                0 => {
+                    let (used, age) = shim::task_cpu(t.task);
+                    // The thread's share so far in parts per million, times
+                    // num/den, over one period.
+                    let ppm = used
+                        .saturating_mul(1_000_000)
+                        .checked_div(age)
+                        .unwrap_or(0)
+                        .saturating_mul(num)
+                        .checked_div(den)
+                        .unwrap_or(0);
+                    ppm.saturating_mul(PERIOD_NS / 1_000_000)
+                }
+                r => r / 16,
+            }
+            .clamp(MIN_RUNTIME_NS, max_runtime);
+        }
         // Deadline admission: all reservations together stay below 90% of
-        // one CPU, whatever the number of threads.
-        let n = self.threads.len().max(1) as u64;
-        let wanted = match self.share {
-            0 => FIRST_SHARE,
-            s => s / 16,
-        };
-        let runtime = (PERIOD_NS / 10_000 * wanted)
-            .min(PERIOD_NS * 9 / 10 / n)
-            .max(MIN_RUNTIME_NS);
-        self.share = (runtime * 10_000).div_ceil(PERIOD_NS);
+        // one CPU.
+        let total: u64 = self.threads.iter().map(|t| t.runtime).sum();
+        let budget = PERIOD_NS * 9 / 10;
+        if total > budget {
+            for t in self.threads.iter_mut() {
+                t.runtime = (t.runtime / 1000)
+                    .saturating_mul(budget / 1000)
+                    .checked_div(total / 1000)
+                    .unwrap_or(0)
+                    .saturating_mul(1000)
+                    .max(MIN_RUNTIME_NS);
+            }
+        }
         for t in self.threads.iter() {
             let attr = bindings::sched_attr {
                 size: core::mem::size_of::<bindings::sched_attr>() as u32,
                 sched_policy: SCHED_DEADLINE,
                 sched_flags: RESET_ON_FORK,
-                sched_runtime: runtime,
+                sched_runtime: t.runtime,
                 sched_deadline: PERIOD_NS,
                 sched_period: PERIOD_NS,
                 ..Default::default()
@@ -107,6 +141,8 @@ impl Throttle {
                 pr_info!("cannot throttle a thread (errno {}); leaving it\n", -ret);
             }
         }
+        let largest = self.threads.iter().map(|t| t.runtime).max().unwrap_or(0);
+        self.share = (largest * 10_000).div_ceil(PERIOD_NS);
         self.share
     }
 
@@ -138,6 +174,7 @@ impl Throttle {
                             policy,
                             nice: sched.nice,
                             rt_priority: sched.rt_priority,
+                            runtime: 0,
                         },
                         GFP_NOWAIT,
                     );

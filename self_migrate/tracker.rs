@@ -113,6 +113,11 @@ impl Tracker {
         }
     }
 
+    /// How many frames are marked now.
+    pub(crate) fn marked(&self) -> u64 {
+        self.paging.as_ref().map_or(0, |p| p.dirty.count())
+    }
+
     /// Whether `pfn` may have changed since it was sent: always for the
     /// hash tracker; in paging mode if it is marked or was never sent.
     pub(crate) fn candidate(&self, pfn: u64) -> bool {

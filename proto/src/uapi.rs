@@ -170,6 +170,9 @@ pub enum ControlError {
     /// so `CONFIG_HIBERNATE_CALLBACKS` is off and bus freeze callbacks are
     /// missing).
     NoDevicePm,
+    /// A device writes guest memory in a way the paging tracker cannot see
+    /// (no DMA API, or DMA not bounced through swiotlb).
+    DmaOutsideTracker,
 }
 
 impl ControlError {
@@ -194,7 +197,9 @@ impl ControlError {
             ControlError::NoToken => ENOKEY,
             ControlError::Busy => EBUSY,
             ControlError::NotRunning => EINVAL,
-            ControlError::NotSupported | ControlError::NoDevicePm => EOPNOTSUPP,
+            ControlError::NotSupported
+            | ControlError::NoDevicePm
+            | ControlError::DmaOutsideTracker => EOPNOTSUPP,
             ControlError::UnknownCommand => ENOTTY,
             ControlError::BadUserPointer => EFAULT,
             ControlError::OutOfMemory => ENOMEM,
@@ -231,6 +236,9 @@ impl ControlError {
             ControlError::NotListening => "not listening",
             ControlError::NoDevicePm => {
                 "kernel built without CONFIG_HIBERNATION: devices cannot be frozen for a checkpoint"
+            }
+            ControlError::DmaOutsideTracker => {
+                "a device's DMA escapes the paging tracker (the kernel log names it)"
             }
         }
     }

@@ -80,6 +80,10 @@ pub struct MigrateOpts {
     /// Dirty tracker.
     #[arg(long, value_enum, default_value_t = Tracker::Paging)]
     pub tracker: Tracker,
+    /// When the guest dirties memory faster than the link sends it, give
+    /// up instead of throttling the tasks that do.
+    #[arg(long)]
+    pub no_auto_converge: bool,
     /// Print the final report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

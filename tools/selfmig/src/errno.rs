@@ -115,6 +115,7 @@ impl Op {
                 NoTarget,
                 Busy,
                 NoDevicePm,
+                DmaOutsideTracker,
                 BadUserPointer,
                 OutOfMemory,
                 UnknownCommand,
@@ -156,7 +157,7 @@ pub fn class_of(e: ControlError) -> ExitClass {
         // This tool and the module disagree on the ABI, or the kernel lacks
         // what the module needs.
         BadStructSize | UnknownFlags | ReservedNotZero | UnknownCommand | NoDevicePm
-        | NotSupported => ExitClass::Environment,
+        | NotSupported | DmaOutsideTracker => ExitClass::Environment,
         BadUserPointer | OutOfMemory => ExitClass::Failed,
         _ => ExitClass::Refused,
     }
@@ -185,6 +186,9 @@ fn hint_of(op: Op, e: ControlError) -> Option<String> {
             "rebuild the kernel with CONFIG_HIBERNATION=y; see {ADMIN_GUIDE}, \
              \"Preparing source and target guests\""
         ),
+        (_, DmaOutsideTracker) => "use --tracker hash, or give every virtio device \
+             iommu_platform=on and boot with swiotlb=force"
+            .into(),
         (Op::Start, Busy) => {
             "watch it with `selfmig status` or stop it with `selfmig abort`".into()
         }

@@ -344,6 +344,7 @@ mod tests {
             max_downtime_ms: None,
             verify: true,
             tracker: Tracker::Hash,
+            no_auto_converge: false,
         }
     }
 

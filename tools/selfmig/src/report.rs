@@ -206,6 +206,7 @@ mod tests {
             max_downtime_ms: None,
             verify: false,
             tracker: Tracker::Hash,
+            no_auto_converge: false,
         }
     }
 

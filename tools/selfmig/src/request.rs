@@ -3,7 +3,8 @@
 //! What a migration is asked to do, and its `struct selfmig_start`.
 
 use selfmig_proto::uapi::{
-    ControlError, Endpoint, StartArgs, DEFAULT_MAX_DOWNTIME_MS, START_TRACKER_HASH, START_VERIFY,
+    ControlError, Endpoint, StartArgs, DEFAULT_MAX_DOWNTIME_MS, START_NO_AUTO_CONVERGE,
+    START_TRACKER_HASH, START_VERIFY,
 };
 use serde::Serialize;
 
@@ -41,6 +42,9 @@ pub struct StartRequest {
     pub verify: bool,
     /// Which dirty tracker to use.
     pub tracker: Tracker,
+    /// Give up instead of throttling the dirtying tasks when pre-copy does
+    /// not converge.
+    pub no_auto_converge: bool,
 }
 
 impl StartRequest {
@@ -52,6 +56,9 @@ impl StartRequest {
         }
         if self.tracker == Tracker::Hash {
             flags |= START_TRACKER_HASH;
+        }
+        if self.no_auto_converge {
+            flags |= START_NO_AUTO_CONVERGE;
         }
         flags
     }
@@ -98,6 +105,7 @@ mod tests {
             max_downtime_ms: None,
             verify: false,
             tracker: Tracker::Paging,
+            no_auto_converge: false,
         }
     }
 
@@ -108,6 +116,12 @@ mod tests {
         r.verify = true;
         r.tracker = Tracker::Hash;
         assert_eq!(r.flags(), START_VERIFY | START_TRACKER_HASH);
+        r.no_auto_converge = true;
+        assert_eq!(
+            r.flags(),
+            START_VERIFY | START_TRACKER_HASH | START_NO_AUTO_CONVERGE
+        );
+        assert_eq!(r.validate(), Ok(()));
     }
 
     #[test]

@@ -8,7 +8,7 @@ D=/sys/kernel/self_migrate
 
 ktap_print_header
 load_module self_migrate
-ktap_set_plan 45
+ktap_set_plan 49
 
 expect_read "status is idle after load" $D/status idle
 expect_read "target unset after load" $D/target none
@@ -53,6 +53,10 @@ expect_write "start: paging tracker, a virtio device bypasses the DMA API" $D/st
 	"start: the paging tracker cannot see DMA of device 0000:00:01.0 (virtio-pci; virtio virtio0 9pnet_virtio): it writes memory outside the DMA API"
 expect_read "status still idle after the refused start" $D/status idle
 expect_write "tracker: hash" $D/tracker hash OK
+expect_read "auto_converge defaults to 1" $D/auto_converge 1
+expect_write "auto_converge: 2" $D/auto_converge 2 EINVAL "auto_converge: expected 0 or 1"
+expect_write "auto_converge: 0" $D/auto_converge 0 OK
+expect_read "auto_converge reads back 0" $D/auto_converge 0
 
 expect_write "start: value 0" $D/start 0 EINVAL "start: expected 0 or 1"
 expect_write "abort while idle" $D/abort 1 EINVAL "abort: no migration is running"

@@ -61,6 +61,7 @@ pub fn run(opts: &MigrateOpts, sysfs: &Sysfs) -> ExitClass {
         max_downtime_ms: opts.max_downtime,
         verify: opts.verify,
         tracker: opts.tracker,
+        no_auto_converge: opts.no_auto_converge,
     };
     let ending = match prepare(opts, sysfs, &mut req) {
         Ok((dev, header)) => {
@@ -330,6 +331,7 @@ mod tests {
             max_downtime_ms: Some(100),
             verify: false,
             tracker: Tracker::Hash,
+            no_auto_converge: false,
         }
     }
 
@@ -481,6 +483,7 @@ mod tests {
             verify: false,
             max_downtime: None,
             tracker: Tracker::Paging,
+            no_auto_converge: false,
             json: false,
             no_progress: true,
             dev: "/nonexistent/self_migrate".into(),
