@@ -36,6 +36,8 @@ mod kthread;
 #[path = "../ksupport/machine.rs"]
 mod machine;
 mod migrate;
+#[cfg(CONFIG_MMU_NOTIFIER)]
+mod notifier;
 #[path = "../ksupport/miscdev.rs"]
 mod miscdev;
 #[path = "../ksupport/page_hash.rs"]

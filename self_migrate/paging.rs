@@ -31,6 +31,8 @@
 //! tracking", for this choice, its cost and the races).
 
 use crate::address_spaces::{AddressSpaces, MAX_ADDRESS_SPACES};
+#[cfg(CONFIG_MMU_NOTIFIER)]
+use crate::notifier::Notifiers;
 use crate::bindings;
 use crate::dma::DeviceRings;
 use crate::pagetable::{
@@ -77,6 +79,21 @@ impl DirtyMap {
         self.words
             .get((pfn / 64) as usize)
             .is_some_and(|w| w & (1 << (pfn % 64)) != 0)
+    }
+
+    #[cfg(CONFIG_MMU_NOTIFIER)]
+    /// Sets the bits `bits` in the map's word `index` (frames
+    /// `64 * index` to `64 * index + 63`).
+    pub(crate) fn mark_word(&mut self, index: usize, bits: u64) {
+        if let Some(w) = self.words.get_mut(index) {
+            *w |= bits;
+        }
+    }
+
+    #[cfg(CONFIG_MMU_NOTIFIER)]
+    /// Marks every frame.
+    pub(crate) fn mark_all(&mut self) {
+        self.mark(0, self.frames);
     }
 
     /// Clears every mark.
@@ -137,11 +154,22 @@ pub(crate) struct Harvester {
     rings: DeviceRings,
     /// Dirty user entries per listed address space, from the last harvest.
     counts: KVVec<u64>,
+    /// What the kernel unmapped between harvests.
+    #[cfg(CONFIG_MMU_NOTIFIER)]
+    notifiers: Notifiers,
 }
 
 impl Harvester {
-    /// A harvester for the running kernel's paging mode.
-    pub(crate) fn new() -> Result<Self> {
+    /// A harvester for the running kernel's paging mode, for frames
+    /// `[0, frames)`.
+    pub(crate) fn new(frames: u64) -> Result<Self> {
+        #[cfg(not(CONFIG_MMU_NOTIFIER))]
+        {
+            let _ = frames;
+            pr_warn!(
+                "kernel without CONFIG_MMU_NOTIFIER: a page written through a shared mapping that is unmapped between rounds can be missed (verify=1 would catch it)\n"
+            );
+        }
         Ok(Self {
             paging: Paging::current(),
             spaces: AddressSpaces::new()?,
@@ -149,6 +177,8 @@ impl Harvester {
             pending: KVVec::with_capacity(PENDING, GFP_KERNEL)?,
             rings: DeviceRings::new()?,
             counts: KVVec::from_elem(0, MAX_ADDRESS_SPACES, GFP_KERNEL)?,
+            #[cfg(CONFIG_MMU_NOTIFIER)]
+            notifiers: Notifiers::new(frames)?,
         })
     }
 
@@ -173,6 +203,15 @@ impl Harvester {
         if let Err(e) = collected {
             self.older.release();
             return Err(e);
+        }
+        #[cfg(CONFIG_MMU_NOTIFIER)]
+        {
+            for i in 0..self.spaces.len() {
+                self.notifiers.watch(self.spaces.get(i))?;
+            }
+            if self.notifiers.consume(map, false) {
+                map.mark_all();
+            }
         }
         self.rings.collect()?;
         self.mark_rings(map);
@@ -247,6 +286,10 @@ impl Harvester {
         // exited since keep their tables); list the current ones too.
         self.older.collect()?;
         found.address_spaces = self.older.len() as u64;
+        #[cfg(CONFIG_MMU_NOTIFIER)]
+        if self.notifiers.consume(map, true) {
+            map.mark_all();
+        }
         self.mark_rings(map);
         let end = self.paging.half();
         for (list, other) in [(&self.older, None), (&self.spaces, Some(&self.older))] {
@@ -276,6 +319,14 @@ impl Harvester {
             &mut kernel,
         );
         Ok(found)
+    }
+
+    /// The notifiers' storage, to leave out of the image.
+    pub(crate) fn storage(&self) -> Option<(*const u8, usize)> {
+        #[cfg(CONFIG_MMU_NOTIFIER)]
+        return Some(self.notifiers.storage());
+        #[cfg(not(CONFIG_MMU_NOTIFIER))]
+        None
     }
 
     /// Marks every frame of a virtio ring recorded so far.

@@ -161,6 +161,20 @@ void selfmig_task_cpu(struct task_struct *p, u64 *runtime_ns, u64 *age_ns)
 	*age_ns = ktime_get_ns() - READ_ONCE(p->start_time);
 }
 
+/* local_irq_save() and local_irq_restore(). */
+unsigned long selfmig_irq_save(void)
+{
+	unsigned long flags;
+
+	local_irq_save(flags);
+	return flags;
+}
+
+void selfmig_irq_restore(unsigned long flags)
+{
+	local_irq_restore(flags);
+}
+
 /* Takes and drops a reference on a task. */
 void selfmig_get_task(struct task_struct *p)
 {

@@ -204,3 +204,18 @@ pub(crate) fn task_cpu(p: *mut bindings::task_struct) -> (u64, u64) {
     unsafe { bindings::selfmig_task_cpu(p, &mut runtime, &mut age) };
     (runtime, age)
 }
+
+#[cfg(CONFIG_MMU_NOTIFIER)]
+/// Disables interrupts on this CPU; returns the state to restore with
+/// [`irq_restore`].
+pub(crate) fn irq_save() -> u64 {
+    // SAFETY: No preconditions; the caller pairs it with `irq_restore`.
+    unsafe { bindings::selfmig_irq_save() as u64 }
+}
+
+#[cfg(CONFIG_MMU_NOTIFIER)]
+/// Restores the interrupt state [`irq_save`] returned.
+pub(crate) fn irq_restore(flags: u64) {
+    // SAFETY: `flags` came from `irq_save` on this CPU.
+    unsafe { bindings::selfmig_irq_restore(flags as _) };
+}

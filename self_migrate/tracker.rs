@@ -50,7 +50,7 @@ impl Tracker {
         let paging = match paging {
             true => Some(Paging {
                 dirty: DirtyMap::new(end)?,
-                harvester: Harvester::new()?,
+                harvester: Harvester::new(end)?,
             }),
             false => None,
         };
@@ -157,6 +157,9 @@ impl Tracker {
         let len = self.hashes.len() * core::mem::size_of::<u64>();
         self.exclude(self.hashes.as_ptr().cast(), len);
         if let Some((addr, len)) = self.paging.as_ref().map(|p| p.dirty.storage()) {
+            self.exclude(addr, len);
+        }
+        if let Some((addr, len)) = self.paging.as_ref().and_then(|p| p.harvester.storage()) {
             self.exclude(addr, len);
         }
     }
