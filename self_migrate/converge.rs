@@ -121,8 +121,13 @@ impl Convergence {
         if round >= MAX_ROUNDS || total_bytes >= self.max_bytes {
             return Decision::Checkpoint;
         }
-        let outrun = self.dirty_rate.saturating_mul(PAGE_SIZE as u64) * 10 >= self.bandwidth * 8;
-        let no_progress = round >= 2 && pages.saturating_mul(10) >= previous_pages.saturating_mul(9);
+        let outrun = self
+            .dirty_rate
+            .saturating_mul(PAGE_SIZE as u64)
+            .saturating_mul(10)
+            >= self.bandwidth.saturating_mul(8);
+        let no_progress =
+            round >= 2 && pages.saturating_mul(10) >= previous_pages.saturating_mul(9);
         if !(outrun || no_progress) {
             self.stalled = 0;
             return Decision::Continue;

@@ -27,8 +27,8 @@
 
 use crate::bindings;
 use core::ffi::c_void;
-use kernel::prelude::*;
 use kernel::c_str;
+use kernel::prelude::*;
 use kernel::str::CStr;
 
 /// Feature bit: the device uses the platform's DMA translation (the DMA
@@ -221,7 +221,11 @@ unsafe fn bound_virtio(dev: *mut bindings::device) -> Option<*mut bindings::virt
     let offset = core::mem::offset_of!(bindings::virtio_device, dev);
     // SAFETY: Every device on the virtio bus is the `dev` member of a
     // `struct virtio_device`.
-    Some(unsafe { dev.cast::<u8>().sub(offset).cast::<bindings::virtio_device>() })
+    Some(unsafe {
+        dev.cast::<u8>()
+            .sub(offset)
+            .cast::<bindings::virtio_device>()
+    })
 }
 
 /// What [`check_device`] found so far.

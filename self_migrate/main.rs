@@ -36,10 +36,10 @@ mod kthread;
 #[path = "../ksupport/machine.rs"]
 mod machine;
 mod migrate;
-#[cfg(CONFIG_MMU_NOTIFIER)]
-mod notifier;
 #[path = "../ksupport/miscdev.rs"]
 mod miscdev;
+#[cfg(CONFIG_MMU_NOTIFIER)]
+mod notifier;
 #[path = "../ksupport/page_hash.rs"]
 mod page_hash;
 mod pagetable;

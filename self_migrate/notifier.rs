@@ -84,7 +84,13 @@ impl Shared {
             dirty_only,
         };
         let flags = shim::irq_save();
-        pagetable::walk(self.paging, root, start, end.min(self.paging.half()), &mut marker);
+        pagetable::walk(
+            self.paging,
+            root,
+            start,
+            end.min(self.paging.half()),
+            &mut marker,
+        );
         shim::irq_restore(flags);
     }
 
@@ -109,9 +115,11 @@ impl Shared {
         // In the checkpoint nothing runs, but an invalidation may be
         // stopped between its start and its end: if an earlier harvest
         // consumed its marks, the page may have been written since.
-        let stale = self.ranges.iter().zip(&self.started).any(|(r, g)| {
-            r.load(Ordering::Acquire) != 0 && g.load(Ordering::Acquire) < before
-        });
+        let stale = self
+            .ranges
+            .iter()
+            .zip(&self.started)
+            .any(|(r, g)| r.load(Ordering::Acquire) != 0 && g.load(Ordering::Acquire) < before);
         stale || self.full_scan.load(Ordering::Acquire)
     }
 
@@ -119,7 +127,9 @@ impl Shared {
     fn start(&self, range: usize) {
         let generation = self.generation.load(Ordering::SeqCst);
         for (r, g) in self.ranges.iter().zip(&self.started) {
-            if r.compare_exchange(0, range, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            if r.compare_exchange(0, range, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
                 g.store(generation, Ordering::Release);
                 return;
             }
@@ -299,7 +309,10 @@ impl Notifiers {
 
     /// The storage to leave out of the image.
     pub(crate) fn storage(&self) -> (*const u8, usize) {
-        (self.shared.zapped.as_ptr().cast(), self.shared.zapped.len() * 8)
+        (
+            self.shared.zapped.as_ptr().cast(),
+            self.shared.zapped.len() * 8,
+        )
     }
 }
 

@@ -145,8 +145,7 @@ fn walk_table(
             continue;
         }
         if !leaf {
-            if let Some(next) =
-                walk_table(value & ADDR_MASK, shift - 9, addr, start, end, visitor)
+            if let Some(next) = walk_table(value & ADDR_MASK, shift - 9, addr, start, end, visitor)
             {
                 return Some(next);
             }

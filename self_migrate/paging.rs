@@ -31,10 +31,10 @@
 //! tracking", for this choice, its cost and the races).
 
 use crate::address_spaces::{AddressSpaces, MAX_ADDRESS_SPACES};
-#[cfg(CONFIG_MMU_NOTIFIER)]
-use crate::notifier::Notifiers;
 use crate::bindings;
 use crate::dma::DeviceRings;
+#[cfg(CONFIG_MMU_NOTIFIER)]
+use crate::notifier::Notifiers;
 use crate::pagetable::{
     self, Leaf, Paging, Visitor, ACCESSED, DIRTY, PRESENT, RW, SAVED_DIRTY, SPECIAL,
 };
@@ -66,7 +66,11 @@ impl DirtyMap {
         while p < end {
             let (word, bit) = ((p / 64) as usize, p % 64);
             let n = (64 - bit).min(end - p);
-            let mask = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << bit };
+            let mask = if n == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << n) - 1) << bit
+            };
             if let Some(w) = self.words.get_mut(word) {
                 *w |= mask;
             }
@@ -340,10 +344,20 @@ impl Harvester {
     /// [`Self::peek`] walked (up to 4), for explaining a miss. Interrupts
     /// off, as in the checkpoint.
     pub(crate) fn mappings_of(&self, pfn: u64) -> [u64; 4] {
-        let mut finder = Finder { pfn, found: [0; 4], n: 0 };
+        let mut finder = Finder {
+            pfn,
+            found: [0; 4],
+            n: 0,
+        };
         for list in [&self.spaces, &self.older] {
             for i in 0..list.len() {
-                pagetable::walk(self.paging, list.root(i), 0, self.paging.half(), &mut finder);
+                pagetable::walk(
+                    self.paging,
+                    list.root(i),
+                    0,
+                    self.paging.half(),
+                    &mut finder,
+                );
             }
         }
         finder.found

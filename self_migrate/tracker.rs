@@ -81,12 +81,17 @@ impl Tracker {
 
     /// The user entries mapping `pfn` as the last peek saw them.
     pub(crate) fn mappings_of(&self, pfn: u64) -> [u64; 4] {
-        self.paging.as_ref().map_or([0; 4], |p| p.harvester.mappings_of(pfn))
+        self.paging
+            .as_ref()
+            .map_or([0; 4], |p| p.harvester.mappings_of(pfn))
     }
 
     /// The address spaces that dirtied the most in the last harvest (none
     /// for the hash tracker). Valid until [`Self::release`].
-    pub(crate) fn heavy_dirtiers(&self, out: &mut KVVec<*mut crate::bindings::mm_struct>) -> Result {
+    pub(crate) fn heavy_dirtiers(
+        &self,
+        out: &mut KVVec<*mut crate::bindings::mm_struct>,
+    ) -> Result {
         match &self.paging {
             Some(p) => p.harvester.heavy_dirtiers(out),
             None => Ok(()),
