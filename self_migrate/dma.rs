@@ -35,6 +35,29 @@ use kernel::str::CStr;
 /// API) for every access.
 const VIRTIO_F_ACCESS_PLATFORM: u32 = 33;
 
+/// A callback of `bus_for_each_dev()`: a device and the caller's data;
+/// returns non-zero to stop the walk.
+type DeviceFn = unsafe extern "C" fn(*mut bindings::device, *mut c_void) -> i32;
+
+/// Calls `f(dev, data)` for every PCI device until it returns non-zero.
+///
+/// # Safety
+///
+/// `f` must accept `data` for every device: `data` points at what `f`
+/// expects and outlives the call.
+unsafe fn for_each_pci_device(data: *mut c_void, f: DeviceFn) {
+    // SAFETY: `pci_bus_type` is a static bus type; the rest is the
+    // caller's guarantee.
+    unsafe {
+        bindings::bus_for_each_dev(
+            core::ptr::addr_of!(bindings::pci_bus_type),
+            core::ptr::null_mut(),
+            data,
+            Some(f),
+        )
+    };
+}
+
 /// A device's name, for messages.
 ///
 /// # Safety
@@ -114,17 +137,9 @@ impl DeviceRings {
     /// record (rings seen before stay). Process context. Fails with
     /// `E2BIG` when there are more than [`MAX_RINGS`].
     pub(crate) fn collect(&mut self) -> Result {
-        // SAFETY: `pci_bus_type` is a static bus type; `rings_of_device`
-        // matches the callback type and gets `self`, which outlives the
-        // call.
-        unsafe {
-            bindings::bus_for_each_dev(
-                core::ptr::addr_of!(bindings::pci_bus_type),
-                core::ptr::null_mut(),
-                (self as *mut Self).cast(),
-                Some(rings_of_device),
-            )
-        };
+        // SAFETY: `rings_of_device` takes a `*mut DeviceRings`: `self`,
+        // which outlives the call.
+        unsafe { for_each_pci_device((self as *mut Self).cast(), rings_of_device) };
         match self.overflow {
             true => Err(E2BIG),
             false => Ok(()),
@@ -293,16 +308,9 @@ pub(crate) fn check_paging(op: &str) -> Result {
         offenders: 0,
         first: None,
     };
-    // SAFETY: `pci_bus_type` is a static bus type; `check_device` matches
-    // the callback type and gets `&mut scan`, which outlives the call.
-    unsafe {
-        bindings::bus_for_each_dev(
-            core::ptr::addr_of!(bindings::pci_bus_type),
-            core::ptr::null_mut(),
-            (&mut scan as *mut Scan).cast(),
-            Some(check_device),
-        )
-    };
+    // SAFETY: `check_device` takes a `*mut Scan`: `scan`, which outlives
+    // the call.
+    unsafe { for_each_pci_device((&mut scan as *mut Scan).cast(), check_device) };
     let Some((dev, child, reason)) = scan.first else {
         return Ok(());
     };
@@ -363,15 +371,8 @@ unsafe extern "C" fn find_pool(dev: *mut bindings::device, data: *mut c_void) ->
 /// PCI device uses one.
 pub(crate) fn swiotlb_pool() -> Option<(u64, u64)> {
     let mut found: Option<(u64, u64)> = None;
-    // SAFETY: `pci_bus_type` is a static bus type; `find_pool` matches the
-    // callback type and gets `&mut found`, which outlives the call.
-    unsafe {
-        bindings::bus_for_each_dev(
-            core::ptr::addr_of!(bindings::pci_bus_type),
-            core::ptr::null_mut(),
-            (&mut found as *mut Option<(u64, u64)>).cast(),
-            Some(find_pool),
-        )
-    };
+    // SAFETY: `find_pool` takes a `*mut Option<(u64, u64)>`: `found`,
+    // which outlives the call.
+    unsafe { for_each_pci_device((&mut found as *mut Option<(u64, u64)>).cast(), find_pool) };
     found
 }
