@@ -159,6 +159,18 @@ vm_exec() {
 	return "$rc"
 }
 
+# vm_migration_diag SRC DST: after a failed migration, prints (as TAP
+# diagnostics) what both consoles said about it: the source's tracker
+# misses and the frames behind them, the target's verification and
+# refusals. CI keeps only the TAP output, so this is what a failure leaves.
+vm_migration_diag() {
+	local line
+	grep -aE "self_migrate: .*(missed|mapped by|failed|refus|abandon)|page:[0-9a-f]+ refcount|flags: |raw: " "$HARNESS_DIR/$1.log" 2>/dev/null |
+		tail -n 24 | while IFS= read -r line; do tap_diag "$1: $line"; done
+	grep -aE "inflate_loader: .*(verify|refus|abort|fail|frame)" "$HARNESS_DIR/$2.log" 2>/dev/null |
+		tail -n 8 | while IFS= read -r line; do tap_diag "$2: $line"; done
+}
+
 # vm_wait_exit NAME [SECONDS]: waits (default 60 s) for NAME's QEMU to exit
 # (a source powering off after the commit); fails if it is still running.
 vm_wait_exit() {

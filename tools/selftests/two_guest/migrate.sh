@@ -72,6 +72,7 @@ migrated() {
 	done
 	tap_diag "status at $SRC: ${s:-unreachable}"
 	tap_diag "target console tail: $(tail -n 5 "$HARNESS_DIR/dst.log" | tr '\n' '|')"
+	vm_migration_diag src dst
 	return 1
 }
 tap_result "the guest answers at its address from the target VM, status migrated" migrated

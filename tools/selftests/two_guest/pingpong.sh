@@ -59,6 +59,8 @@ hop() {
 	fi
 	if ! vm_wait_exit "$host"; then
 		tap_diag "hop $n: $host still running: $(vm_exec guest "sed -n 's/^last_error: //p' $SM/stats")"
+		tap_diag "hop $n: tracker_misses $(vm_exec guest "sed -n 's/^tracker_misses: //p' $SM/stats")"
+		vm_migration_diag "$host" "$next"
 		return 1
 	fi
 	unset "VM_PID[$host]"
