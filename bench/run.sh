@@ -3,19 +3,23 @@
 # `make bench`: selfmig against QEMU's own live migration, side by side in
 # one run, on identical guests (same kernel, initramfs, RAM, vCPUs, NIC).
 #
-# For each workload, guest size and run, one selfmig migration (sysfs,
-# verify=1, a fresh token) and one QEMU migration (QMP `migrate` to an
-# `-incoming` QEMU, the same downtime limit, otherwise QEMU's defaults).
+# For each workload, guest size and run, selfmig migrations (sysfs, a fresh
+# token; one with verify=1, the correctness oracle, whose full hashes cost
+# downtime, and one with verify=0, the production setting) and one QEMU
+# migration (QMP `migrate` to an `-incoming` QEMU, the same downtime limit,
+# otherwise QEMU's defaults).
 # Workloads: idle; a task dirtying memory at 50 MB/s; one at 200 MB/s; a
 # receiver taking a steady TCP stream (DMA through the bounce buffers).
 # Downtime is measured inside (selfmig: the guest's phase-by-phase figure;
 # QEMU: its own `downtime`) and outside: the largest gap a client in the
-# namespace sees in a 1 ms echo stream.
+# namespace sees in a 1 ms UDP echo stream (and, recorded apart, in a 1 ms
+# TCP echo session, where a lost segment adds a retransmission timeout).
 #
 # Writes bench/results.json and bench/results.png, prints a table.
 # Environment: BENCH_RUNS (3), BENCH_SIZES ("512 1024"), BENCH_WORKLOADS
-# ("idle dirty50 dirty200 net"), BENCH_TIMEOUT (s per QEMU migration, 90),
-# BENCH_OUT (bench/results.json).
+# ("idle dirty50 dirty200 net"), BENCH_VERIFY ("1 0": the selfmig runs'
+# verify settings), BENCH_TIMEOUT (s per QEMU migration, 90), BENCH_OUT
+# (bench/results.json).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
@@ -29,6 +33,7 @@ initrd="$top/build/initramfs.cpio.gz"
 runs=${BENCH_RUNS:-3}
 sizes=${BENCH_SIZES:-512 1024}
 workloads=${BENCH_WORKLOADS:-idle dirty50 dirty200 net}
+verifies=${BENCH_VERIFY:-1 0}
 timeout_s=${BENCH_TIMEOUT:-90}
 out=${BENCH_OUT:-$top/bench/results.json}
 DOWNTIME_MS=50
@@ -49,7 +54,7 @@ qemu_mem() {
 
 # start_workload GUEST WORKLOAD: the echo server, and what loads the guest.
 start_workload() {
-	vm_exec "$1" 'selfmig-workload 8' >/dev/null
+	vm_exec "$1" 'selfmig-workload 8; selfmig-udpecho 6003 </dev/null >/dev/null 2>&1 &' >/dev/null
 	case "$2" in
 	idle) ;;
 	dirty50) vm_exec "$1" 'selfmig-dirty 256 50 </dev/null >/dev/null 2>&1 &' >/dev/null ;;
@@ -62,17 +67,26 @@ start_workload() {
 	esac
 }
 
-# client_start / client_stop: the 1 ms echo stream; stop prints its gap.
+# client_start / client_stop: the outside probes, a 1 ms UDP echo stream
+# (the downtime seen from outside) and a 1 ms TCP echo session (what an
+# application sees: a datagram lost in the downtime costs it a
+# retransmission timeout, at least 200 ms); stop prints both largest gaps,
+# -1 for a probe that broke.
 client_start() {
 	rm -f "$HARNESS_DIR/client.stop" "$HARNESS_DIR/stream.stop"
 	ns python3 "$top/tools/selftests/two_guest/echo_client.py" "$SRC" 6001 \
 		"$HARNESS_DIR/client.stop" 0.001 > "$HARNESS_DIR/client.json" &
 	CLIENT=$!
+	ns python3 "$top/bench/udp_probe.py" "$SRC" 6003 "$HARNESS_DIR/client.stop" 0.001 \
+		> "$HARNESS_DIR/udp.json" &
+	UDP=$!
 	sleep 1
 }
 client_stop() {
 	touch "$HARNESS_DIR/client.stop" "$HARNESS_DIR/stream.stop"
-	wait "$CLIENT" 2>/dev/null
+	wait "$CLIENT" "$UDP" 2>/dev/null
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["max_gap_ms"] if d["echoed"] > 0 else -1)' \
+		"$HARNESS_DIR/udp.json" 2>/dev/null || echo -1
 	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["max_gap_ms"] if d["broken"] is None else -1)' \
 		"$HARNESS_DIR/client.json" 2>/dev/null || echo -1
 }
@@ -88,7 +102,7 @@ record() {
 }
 
 run_selfmig() {
-	local wl=$1 mib=$2 run=$3 mem t0 t1 gap st exited
+	local wl=$1 mib=$2 run=$3 verify=$4 mem t0 t1 gap st exited
 	mem=$(qemu_mem "$mib")
 	vm_boot src "$SRC" 1 "$mem"
 	vm_boot dst "$DST" 1 "$mem"
@@ -96,7 +110,7 @@ run_selfmig() {
 	start_workload src "$wl"
 	client_start
 	vm_exec dst "echo 0.0.0.0:7000 > $IL/listen && echo $(provider_key) > $IL/key && echo 1 > $IL/enable" >/dev/null
-	vm_exec src "echo $(mint_token "b$run" --ram-mib "$mib" --vcpus 1) > $SM/token && echo 1 > $SM/verify &&
+	vm_exec src "echo $(mint_token "b$run" --ram-mib "$mib" --vcpus 1) > $SM/token && echo $verify > $SM/verify &&
 		echo $DOWNTIME_MS > $SM/max_downtime_ms && echo $DST:7000 > $SM/target && echo 1 > $SM/start" >/dev/null
 	t0=$(date +%s.%N)
 	vm_wait_exit src "$timeout_s"
@@ -115,23 +129,29 @@ run_selfmig() {
 		for _ in $(seq 1 40); do [ "$st" = migrated ] && break; sleep 0.5; st=$(vm_exec src "cat $SM/status" 2>/dev/null); done
 	fi
 	sleep 1
-	gap=$(client_stop)
+	gap=$(client_stop | tr '\n' ' ')
 	stats=$(vm_exec src "cat $SM/stats" 2>/dev/null | tr '\n' ';')
-	record "$(python3 - "$wl" "$mib" "$st" "$stats" "$gap" "$t0" "$t1" <<'EOF'
+	record "$(python3 - "$wl" "$mib" "$st" "$stats" "$gap" "$t0" "$t1" "$verify" <<'EOF'
 import json, sys
-wl, mib, st, stats, gap, t0, t1 = sys.argv[1:]
+wl, mib, st, stats, gaps, t0, t1, verify = sys.argv[1:]
+gap, tcp_gap = (float(g) for g in gaps.split())
 s = dict(kv.split(": ", 1) for kv in stats.split(";") if ": " in kv)
 num = lambda k: int(s.get(k, "0") or 0)
 ok = st == "migrated"
 print(json.dumps({
-    "tool": "selfmig", "workload": wl, "ram_mib": int(mib), "status": st or "unreachable",
+    "tool": "selfmig", "verify_mode": verify == "1", "workload": wl, "ram_mib": int(mib), "status": st or "unreachable",
     "downtime_ms": round(num("downtime_us") / 1000, 1) if ok else None,
-    "outside_downtime_ms": float(gap) if ok and float(gap) >= 0 else None,
+    "outside_downtime_ms": gap if ok and gap >= 0 else None,
+    "outside_tcp_gap_ms": tcp_gap if ok and tcp_gap >= 0 else None,
     "total_ms": num("total_ms") if ok else round((float(t1) - float(t0)) * 1000),
     "bytes_sent": num("bytes_sent"), "rounds": num("round") + 1,
-    "verify": ("passed (%d pages)" % num("verify_pages")) if ok and num("verify_pages") > 0 else "n/a",
+    "verify": ("passed (%d pages)" % num("verify_pages")) if ok and num("verify_pages") > 0
+              else ("off" if verify != "1" else "n/a"),
     "tracker": s.get("tracker_used"), "tracker_misses": num("tracker_misses"),
     "throttle_share_bp": num("throttle_share_bp"),
+    "staged_pages": num("staged_pages"),
+    "downtime_phases_ms": {k: round(num("downtime_%s_us" % k) / 1000, 1)
+                           for k in ("checkpoint", "transfer", "target", "commit", "jump", "resume")} if ok else None,
     "last_error": None if ok else s.get("last_error"),
 }))
 EOF
@@ -151,16 +171,18 @@ run_qemu() {
 	res=$(python3 "$top/bench/qmp.py" "$HARNESS_DIR/src.qmp" "unix:$HARNESS_DIR/dst.mig" "$DOWNTIME_MS" "$timeout_s")
 	VM_IP[dst]=$SRC
 	sleep 2
-	gap=$(client_stop)
+	gap=$(client_stop | tr '\n' ' ')
 	record "$(python3 - "$wl" "$mib" "$res" "$gap" <<'EOF'
 import json, sys
-wl, mib, res, gap = sys.argv[1:]
+wl, mib, res, gaps = sys.argv[1:]
+gap, tcp_gap = (float(g) for g in gaps.split())
 r = json.loads(res)
 ok = r["status"] == "completed"
 print(json.dumps({
     "tool": "qemu", "workload": wl, "ram_mib": int(mib), "status": r["status"],
     "downtime_ms": r["downtime_ms"] if ok else None,
-    "outside_downtime_ms": float(gap) if ok and float(gap) >= 0 else None,
+    "outside_downtime_ms": gap if ok and gap >= 0 else None,
+    "outside_tcp_gap_ms": tcp_gap if ok and tcp_gap >= 0 else None,
     "total_ms": r["total_ms"], "bytes_sent": r["bytes"], "rounds": r["rounds"], "verify": "n/a",
 }))
 EOF
@@ -172,7 +194,9 @@ for mib in $sizes; do
 	for wl in $workloads; do
 		for run in $(seq 1 "$runs"); do
 			say "== $wl, $mib MiB, run $run"
-			run_selfmig "$wl" "$mib" "$run" || say "selfmig run did not start"
+			for v in $verifies; do
+				run_selfmig "$wl" "$mib" "$run" "$v" || say "selfmig run did not start"
+			done
 			run_qemu "$wl" "$mib" || say "QEMU run did not start"
 		done
 	done

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # Build the test guests' initramfs: busybox-static, scripts/guest/init, the
 # two selfmig modules, the selfmig CLI (static), selfmig-workload,
-# selfmig-uevent-log, selfmig-dirty (the benchmark's dirtier) and
-# selfmig-mapwriter (writes through a shared mapping it keeps unmapping).
+# selfmig-uevent-log, selfmig-dirty (the benchmark's dirtier),
+# selfmig-mapwriter (writes through a shared mapping it keeps unmapping)
+# and selfmig-udpecho (the benchmark's outside downtime probe).
 # Usage: mkinitramfs.sh KDIR OUT
 #
 # The archive is made with the kernel's own usr/gen_init_cpio, so device
@@ -25,11 +26,14 @@ cli=$("$SELFMIG_TOP/scripts/build-cli.sh")
 list=$(mktemp)
 dirty=$(mktemp)
 mapwriter=$(mktemp)
-trap 'rm -f "$list" "$dirty" "$mapwriter"' EXIT
+udpecho=$(mktemp)
+trap 'rm -f "$list" "$dirty" "$mapwriter" "$udpecho"' EXIT
 cc -static -O2 -Wall -o "$dirty" "$SELFMIG_TOP/scripts/guest/dirty.c" ||
 	die "cannot build scripts/guest/dirty.c statically (libc6-dev?)"
 cc -static -O2 -Wall -o "$mapwriter" "$SELFMIG_TOP/scripts/guest/mapwriter.c" ||
 	die "cannot build scripts/guest/mapwriter.c statically (libc6-dev?)"
+cc -static -O2 -Wall -o "$udpecho" "$SELFMIG_TOP/scripts/guest/udpecho.c" ||
+	die "cannot build scripts/guest/udpecho.c statically (libc6-dev?)"
 {
 	echo "dir /dev 0755 0 0"
 	echo "nod /dev/console 0600 0 0 c 5 1"
@@ -45,6 +49,7 @@ cc -static -O2 -Wall -o "$mapwriter" "$SELFMIG_TOP/scripts/guest/mapwriter.c" ||
 	echo "file /bin/selfmig-uevent-log $SELFMIG_TOP/scripts/guest/uevent-log 0755 0 0"
 	echo "file /bin/selfmig-dirty $dirty 0755 0 0"
 	echo "file /bin/selfmig-mapwriter $mapwriter 0755 0 0"
+	echo "file /bin/selfmig-udpecho $udpecho 0755 0 0"
 	for m in self_migrate inflate_loader; do
 		ko="$SELFMIG_TOP/$m/$m.ko"
 		[ -f "$ko" ] || die "$ko missing; run make"
