@@ -217,6 +217,8 @@ fn make_executable(va: u64) -> Result<(), Failure> {
 /// undone).
 pub(crate) fn jump(p: &Prepared, cpus: pm::OfflineCpus, mut handoff: Handoff) -> Failure {
     let _sleep = pm::SleepLock::lock();
+    // Dropped only if the jump fails: the jump leaves this kernel behind.
+    let _rcu = pm::ExpeditedRcu::start();
     if let Err(e) = pm::dpm_suspend_start(Msg::Quiesce) {
         pm::dpm_resume_end(Msg::Recover);
         drop(cpus);

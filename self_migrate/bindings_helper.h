@@ -54,3 +54,10 @@
 
 /* GFP_KERNEL is not a plain constant bindgen can evaluate. */
 const gfp_t SELFMIG_GFP_KERNEL = GFP_KERNEL;
+
+/*
+ * Exported, but declared only in kernel/rcu/rcu.h (with TINY_RCU they are
+ * empty inlines and not exported; the project kernel uses TREE_RCU).
+ */
+void rcu_expedite_gp(void);
+void rcu_unexpedite_gp(void);

@@ -18,6 +18,7 @@ use crate::page_hash::page_hash;
 use crate::paging::Found;
 use crate::pm::{self, Msg};
 use crate::precopy::{direct_map_page, RamWalk};
+use crate::proto::handoff::tsc_delta_us;
 use crate::proto::machine::MachineDesc;
 use crate::staging::Staging;
 use crate::tracker::Tracker;
@@ -33,11 +34,30 @@ pub(crate) enum Outcome {
     Saved {
         /// Pages copied into the staging buffer.
         staged: usize,
-        /// How long the guest was stopped, in nanoseconds.
+        /// How long the guest was stopped, in nanoseconds (by the
+        /// time-stamp counter).
         stopped_ns: i64,
     },
     /// Execution continues in a restored image on the target.
     Restored,
+}
+
+/// Points inside a checkpoint, for the log line that says where its time
+/// went.
+#[derive(Clone, Copy)]
+enum Step {
+    /// Secondary CPUs are offline.
+    Cpus = 0,
+    /// Devices are frozen (`dpm_suspend_start`).
+    Frozen = 1,
+    /// Devices are in their late/noirq state (`dpm_suspend_end`).
+    Late = 2,
+    /// Interrupts are off and `syscore_suspend()` is done.
+    Core = 3,
+    /// The harvest (peek) is done.
+    Harvested = 4,
+    /// The pages are hashed and copied.
+    Copied = 5,
 }
 
 /// What the copy works on, passed through the assembly as a raw pointer.
@@ -54,6 +74,41 @@ struct CopyJob<'a> {
     missed: [u64; 4],
     /// The user entries mapping each.
     missed_ptes: [[u64; 4]; 4],
+    /// Pages hashed.
+    hashed: u64,
+    /// Time-stamp counter at the start and at each [`Step`] (the monotonic
+    /// clock is suspended with the system core).
+    start_tsc: u64,
+    steps: [u64; 6],
+}
+
+impl CopyJob<'_> {
+    /// Records that `step` is reached now.
+    fn step(&mut self, step: Step) {
+        self.steps[step as usize] = tsc::rdtsc();
+    }
+
+    /// Logs where the checkpoint's time went.
+    fn log_steps(&self) {
+        let khz = tsc::khz();
+        let mut prev = self.start_tsc;
+        let mut us = [0u64; 6];
+        for (i, &t) in self.steps.iter().enumerate() {
+            us[i] = tsc_delta_us(prev, t, khz);
+            prev = t.max(prev);
+        }
+        pr_info!(
+            "checkpoint: CPUs offline {} us, devices frozen {}, late {}, syscore {}, harvest {}, copy {} ({} pages hashed, {} staged)\n",
+            us[0],
+            us[1],
+            us[2],
+            us[3],
+            us[4],
+            us[5],
+            self.hashed,
+            self.staging.len()
+        );
+    }
 }
 
 /// Copies every page that changed since it was sent into the staging
@@ -75,6 +130,7 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
         Ok(found) => job.found = found,
         Err(e) => return e.to_errno() as i64,
     }
+    job.step(Step::Harvested);
     for pfn in RamWalk::new(job.desc) {
         if job.tracker.is_excluded(pfn) {
             continue;
@@ -91,6 +147,7 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
             continue;
         };
         let mut hash = page_hash(page);
+        job.hashed += 1;
         if !candidate && job.tracker.changed_hash(pfn, hash) {
             // Verify mode hashes every page: a page the paging tracker did
             // not mark, changed since it was sent, is a miss. The target's
@@ -118,13 +175,8 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
     for i in 0..job.missed.len().min(job.misses as usize) {
         job.missed_ptes[i] = job.tracker.mappings_of(job.missed[i]);
     }
+    job.step(Step::Copied);
     0
-}
-
-/// Monotonic time in nanoseconds.
-fn now_ns() -> i64 {
-    // SAFETY: `ktime_get` has no preconditions.
-    unsafe { bindings::ktime_get() }
 }
 
 /// Points on the way back from a checkpoint, for timing the resume.
@@ -190,6 +242,7 @@ fn stop_cpu(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
         pm::irqs_on();
         return Err(Failure::new(e, "syscore_suspend failed"));
     }
+    job.step(Step::Core);
     sched_clock_state(true);
     // SAFETY: Interrupts are off and the other CPUs are offline; `job` is
     // what `selfmig_checkpoint_copy` expects.
@@ -226,6 +279,7 @@ fn stop_devices_late(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
         pm::dpm_resume_start(Msg::Recover);
         return Err(Failure::new(e, "dpm_suspend_end failed"));
     }
+    job.step(Step::Late);
     let result = stop_cpu(job);
     pm::dpm_resume_start(resume_msg(&result));
     mark(Mark::DevicesEarly);
@@ -250,6 +304,7 @@ fn stop_devices(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
             "a device refused to freeze (dpm_suspend_start)",
         ));
     }
+    job.step(Step::Frozen);
     let result = stop_devices_late(job);
     pm::dpm_resume_end(resume_msg(&result));
     mark(Mark::Devices);
@@ -263,8 +318,9 @@ pub(crate) fn take(
     staging: &mut Staging,
     verify: Option<&mut Verify>,
 ) -> Result<Outcome, Failure> {
-    let start = now_ns();
+    let start_tsc = tsc::rdtsc();
     let _sleep = pm::SleepLock::lock();
+    let _rcu = pm::ExpeditedRcu::start();
     let cpus = pm::OfflineCpus::take().context("cannot take secondary CPUs offline")?;
     let mut job = CopyJob {
         desc,
@@ -275,7 +331,11 @@ pub(crate) fn take(
         misses: 0,
         missed: [0; 4],
         missed_ptes: [[0; 4]; 4],
+        hashed: 0,
+        start_tsc,
+        steps: [0; 6],
     };
+    job.step(Step::Cpus);
     let result = stop_devices(&mut job);
     drop(cpus);
     mark(Mark::Cpus);
@@ -309,9 +369,14 @@ pub(crate) fn take(
     }
     match result? {
         true => Ok(Outcome::Restored),
-        false => Ok(Outcome::Saved {
-            staged: job.staging.len(),
-            stopped_ns: now_ns() - start,
-        }),
+        false => {
+            job.log_steps();
+            Ok(Outcome::Saved {
+                staged: job.staging.len(),
+                // By the counter: the monotonic clock stands still while
+                // the system core is suspended (harvest and copy).
+                stopped_ns: (tsc_delta_us(start_tsc, tsc::rdtsc(), tsc::khz()) * 1000) as i64,
+            })
+        }
     }
 }

@@ -308,7 +308,10 @@ fn session(
                     staging: &staging,
                     verify: verify.as_ref(),
                     handoff: &handoff,
-                    t0,
+                    // The monotonic clock did not count the time the system
+                    // core was suspended: the phases after the checkpoint
+                    // are timed from where it would have started.
+                    t0: now_ns() - stopped_ns,
                     stopped_ns: stopped_ns as u64,
                 };
                 return finish(chan, &mut tracker, &mut buf, &staged, stream, fence).map(|()| 0);
@@ -355,7 +358,8 @@ struct Staged<'a> {
     staging: &'a Staging,
     verify: Option<&'a Verify>,
     handoff: &'a [u8],
-    /// When the checkpoint began (monotonic clock).
+    /// When the checkpoint began, on the monotonic clock as if it had
+    /// counted the checkpoint in full.
     t0: i64,
     /// How long the guest was stopped for it.
     stopped_ns: u64,
