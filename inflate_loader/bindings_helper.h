@@ -32,6 +32,7 @@
 #include <asm/tsc.h>
 
 #include "../ksupport/crypto_shim.h"
+#include "../ksupport/socket_shim.h"
 
 /* GFP_KERNEL is not a plain constant bindgen can evaluate. */
 const gfp_t SELFMIG_GFP_KERNEL = GFP_KERNEL;
@@ -39,3 +40,10 @@ const gfp_t SELFMIG_GFP_KERNEL = GFP_KERNEL;
 /* Flags for claiming the target's free memory: fail rather than reclaim
  * hard, warn or dip into reserves. */
 const gfp_t SELFMIG_GFP_CLAIM = GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN | __GFP_NOMEMALLOC;
+
+/*
+ * Exported, but declared only in kernel/rcu/rcu.h (with TINY_RCU they are
+ * empty inlines and not exported; the project kernel uses TREE_RCU).
+ */
+void rcu_expedite_gp(void);
+void rcu_unexpedite_gp(void);

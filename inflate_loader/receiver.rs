@@ -40,6 +40,10 @@ use kernel::prelude::*;
 /// How long each send or receive may take before the source counts as dead.
 const IO_TIMEOUT_MS: u32 = 15_000;
 
+/// How long the jump waits for the device to send the commit's ACK: the
+/// downtime grows by what it takes (well under a millisecond here).
+const COMMIT_ACK_SEND_MS: u32 = 20;
+
 /// The loader's admission state machine, with the kernel's crypto.
 type Session<'a> = Admission<'a, Gcm, Gcm, Sha256, KVec<ReplayEntry>>;
 
@@ -314,6 +318,16 @@ impl Receiver<'_> {
                     tsc_copied: 0,
                     pages_in_place: 0,
                 };
+                // The source powers off once its commit is acknowledged:
+                // push the ACK out, and let the device send it before it is
+                // quiesced (a reset drops what it has not sent).
+                self.stream.set_quickack();
+                if !self.stream.wait_sent(COMMIT_ACK_SEND_MS) {
+                    pr_warn!(
+                        "the commit's ACK was not sent within {} ms; jumping anyway (the source powers off regardless)\n",
+                        COMMIT_ACK_SEND_MS
+                    );
+                }
                 pr_info!("commit received; jumping into the image\n");
                 Err(restore::jump(&prepared, cpus, handoff))
             }

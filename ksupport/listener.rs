@@ -58,4 +58,27 @@ impl TcpStream {
         // SAFETY: The socket is live and has a `struct sock`.
         unsafe { bindings::tcp_sock_set_quickack((*self.sock.as_ptr()).sk, 1) };
     }
+
+    /// Waits until the device has released every packet of this stream
+    /// (the ACK of what was just read included), at most `timeout_ms`;
+    /// returns whether it did. A device quiesced with packets still queued
+    /// drops them: before the jump, that would be the commit's ACK.
+    pub(crate) fn wait_sent(&self, timeout_ms: u32) -> bool {
+        // SAFETY: The socket is live and has a `struct sock`.
+        let sk = unsafe { (*self.sock.as_ptr()).sk };
+        // SAFETY: `ktime_get` has no preconditions.
+        let deadline = unsafe { bindings::ktime_get() } + i64::from(timeout_ms) * 1_000_000;
+        loop {
+            // SAFETY: `sk` is live; the shim reads one refcount.
+            if unsafe { bindings::selfmig_sk_wmem_alloc(sk) } <= 1 {
+                return true;
+            }
+            // SAFETY: As above.
+            if unsafe { bindings::ktime_get() } >= deadline {
+                return false;
+            }
+            // SAFETY: Process context, no locks held.
+            unsafe { bindings::usleep_range_state(50, 100, bindings::TASK_UNINTERRUPTIBLE) };
+        }
+    }
 }
