@@ -18,7 +18,7 @@
 # Writes bench/results.json and bench/results.png, prints a table.
 # Environment: BENCH_RUNS (3), BENCH_SIZES ("512 1024"), BENCH_WORKLOADS
 # ("idle dirty50 dirty200 net"), BENCH_VERIFY ("1 0": the selfmig runs'
-# verify settings), BENCH_TIMEOUT (s per QEMU migration, 90), BENCH_OUT
+# verify settings), BENCH_TOOLS ("selfmig qemu"), BENCH_TIMEOUT (s per QEMU migration, 90), BENCH_OUT
 # (bench/results.json).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +34,7 @@ runs=${BENCH_RUNS:-3}
 sizes=${BENCH_SIZES:-512 1024}
 workloads=${BENCH_WORKLOADS:-idle dirty50 dirty200 net}
 verifies=${BENCH_VERIFY:-1 0}
+tools=${BENCH_TOOLS:-selfmig qemu}
 timeout_s=${BENCH_TIMEOUT:-90}
 out=${BENCH_OUT:-$top/bench/results.json}
 DOWNTIME_MS=50
@@ -194,10 +195,13 @@ for mib in $sizes; do
 	for wl in $workloads; do
 		for run in $(seq 1 "$runs"); do
 			say "== $wl, $mib MiB, run $run"
-			for v in $verifies; do
-				run_selfmig "$wl" "$mib" "$run" "$v" || say "selfmig run did not start"
-			done
-			run_qemu "$wl" "$mib" || say "QEMU run did not start"
+			case " $tools " in *" selfmig "*)
+				for v in $verifies; do
+					run_selfmig "$wl" "$mib" "$run" "$v" || say "selfmig run did not start"
+				done
+				;;
+			esac
+			case " $tools " in *" qemu "*) run_qemu "$wl" "$mib" || say "QEMU run did not start" ;; esac
 		done
 	done
 done
