@@ -76,6 +76,8 @@ struct CopyJob<'a> {
     missed_ptes: [[u64; 4]; 4],
     /// Pages hashed.
     hashed: u64,
+    /// Pages staged, by [`crate::shim::page_kind`].
+    kinds: [u32; 7],
     /// Time-stamp counter at the start and at each [`Step`] (the monotonic
     /// clock is suspended with the system core).
     start_tsc: u64,
@@ -107,6 +109,25 @@ impl CopyJob<'_> {
             us[5],
             self.hashed,
             self.staging.len()
+        );
+        let k = &self.kinds;
+        let n = &crate::shim::PAGE_KINDS;
+        pr_info!(
+            "checkpoint: staged {} {}, {} {}, {} {}, {} {}, {} {}, {} {}, {} {}\n",
+            k[0],
+            n[0],
+            k[1],
+            n[1],
+            k[2],
+            n[2],
+            k[3],
+            n[3],
+            k[4],
+            n[4],
+            k[5],
+            n[5],
+            k[6],
+            n[6]
         );
     }
 }
@@ -161,6 +182,7 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
             if !job.staging.push(pfn, page) {
                 return ENOSPC.to_errno() as i64;
             }
+            job.kinds[crate::shim::page_kind(pfn)] += 1;
             // What goes to the target is the copy, and a page can change
             // between hash and copy even here: this thread's own stack
             // page below the stack pointer. Verify against the copy.
@@ -332,6 +354,7 @@ pub(crate) fn take(
         missed: [0; 4],
         missed_ptes: [[0; 4]; 4],
         hashed: 0,
+        kinds: [0; 7],
         start_tsc,
         steps: [0; 6],
     };

@@ -47,6 +47,33 @@ bool selfmig_page_unreferenced(unsigned long pfn)
 }
 
 /*
+ * What a frame holds, roughly, for the checkpoint's account of what it
+ * staged: 0 other, 1 page table, 2 slab, 3 anonymous, 4 page cache,
+ * 5 reserved (kernel image, memblock allocations such as the memory map),
+ * 6 free or unreferenced.
+ */
+int selfmig_page_kind(unsigned long pfn)
+{
+	struct page *page = pfn_to_online_page(pfn);
+
+	if (!page)
+		return 0;
+	if (PageTable(page))
+		return 1;
+	if (PageSlab(page))
+		return 2;
+	if (PageReserved(page))
+		return 5;
+	if (!page_ref_count(compound_head(page)))
+		return 6;
+	if (PageAnon(page))
+		return 3;
+	if (page_folio(page)->mapping)
+		return 4;
+	return 0;
+}
+
+/*
  * The page frame of a kernel address: in the linear map, or mapped page by
  * page (vmalloc, modules).
  */

@@ -6,6 +6,7 @@
 unsigned long selfmig_free_block_pages(unsigned long pfn);
 unsigned long selfmig_kaddr_to_pfn(const void *addr);
 bool selfmig_page_unreferenced(unsigned long pfn);
+int selfmig_page_kind(unsigned long pfn);
 struct net_device;
 void selfmig_dev_put(struct net_device *dev);
 unsigned long selfmig_cr3_pa(void);

@@ -14,6 +14,25 @@ pub(crate) fn free_block_pages(pfn: u64) -> u64 {
     unsafe { bindings::selfmig_free_block_pages(pfn as _) as u64 }
 }
 
+/// What frame `pfn` holds, roughly (see `selfmig_page_kind` in shim.c):
+/// an index into [`PAGE_KINDS`].
+pub(crate) fn page_kind(pfn: u64) -> usize {
+    // SAFETY: The shim checks `pfn` and only reads the page's flags.
+    let kind = unsafe { bindings::selfmig_page_kind(pfn as _) };
+    usize::try_from(kind).unwrap_or(0).min(PAGE_KINDS.len() - 1)
+}
+
+/// Names of the kinds [`page_kind`] tells apart.
+pub(crate) const PAGE_KINDS: [&str; 7] = [
+    "other",
+    "page tables",
+    "slab",
+    "anonymous",
+    "page cache",
+    "reserved",
+    "free",
+];
+
 /// Whether `pfn`'s page has no references and is not a compound tail: a
 /// free page on a per-CPU list, or a page of a multi-page allocation other
 /// than the first.
@@ -219,3 +238,4 @@ pub(crate) fn irq_restore(flags: u64) {
     // SAFETY: `flags` came from `irq_save` on this CPU.
     unsafe { bindings::selfmig_irq_restore(flags as _) };
 }
+
