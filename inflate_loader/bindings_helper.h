@@ -47,3 +47,7 @@ const gfp_t SELFMIG_GFP_CLAIM = GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN | __GF
  */
 void rcu_expedite_gp(void);
 void rcu_unexpedite_gp(void);
+
+/* LZ4's work area size is a sizeof expression bindgen cannot evaluate. */
+#include <linux/lz4.h>
+const size_t SELFMIG_LZ4_MEM_COMPRESS = LZ4_MEM_COMPRESS;

@@ -174,8 +174,9 @@ impl Image {
         ))
     }
 
-    /// Writes `content` into frame `dst`.
-    fn write(dst: u64, content: &PageContent<'_>) {
+    /// Writes `content` into frame `dst`. Fails, with the frame's contents
+    /// undefined, if a compressed page does not decompress to one page.
+    fn write(dst: u64, content: &PageContent<'_>) -> Result<(), Failure> {
         let ptr = frame_ptr(dst);
         match content {
             // SAFETY: `dst` is a frame claimed by this image, mapped in the
@@ -185,7 +186,18 @@ impl Image {
             },
             // SAFETY: As above.
             PageContent::Zero => unsafe { core::ptr::write_bytes(ptr, 0, PAGE_SIZE) },
+            PageContent::Lz4(block) => {
+                // SAFETY: As above: the frame is ours, a page long.
+                let frame = unsafe { &mut *ptr.cast::<[u8; PAGE_SIZE]>() };
+                crate::lz4::decompress(block, frame).map_err(|_| {
+                    Failure::new(
+                        crate::errno::errno(crate::proto::uapi::EBADMSG),
+                        "a compressed page does not decompress to one page",
+                    )
+                })?;
+            }
         }
+        Ok(())
     }
 
     /// Places one incoming page of frame `pfn`.
@@ -211,7 +223,7 @@ impl Image {
                 self.owner_of[new as usize] = owner;
                 self.owner_of[pfn as usize] = NONE;
             }
-            Self::write(pfn, content);
+            Self::write(pfn, content)?;
             if first {
                 self.direct += 1;
             }
@@ -227,7 +239,7 @@ impl Image {
             }
             s => s,
         };
-        Self::write(slot, content);
+        Self::write(slot, content)?;
         Ok(())
     }
 

@@ -25,6 +25,8 @@ mod image;
 mod kthread;
 #[path = "../ksupport/listener.rs"]
 mod listener;
+#[path = "../ksupport/lz4.rs"]
+mod lz4;
 #[path = "../ksupport/machine.rs"]
 mod machine;
 #[path = "../ksupport/page_hash.rs"]

@@ -28,8 +28,8 @@ use crate::proto::replay::{ReplayEntry, ReplaySet};
 use crate::proto::seal::SALT_LEN;
 use crate::proto::uapi;
 use crate::proto::wire::{
-    CommitInfo, RecordKind, ResumeInfo, VerifyHashes, ABORT_TARGET_FAILED, ABORT_VERIFY_FAILED,
-    HEADER_LEN, MAX_PAYLOAD,
+    CommitInfo, RecordKind, ResumeInfo, VerifyHashes, WireError, ABORT_TARGET_FAILED,
+    ABORT_VERIFY_FAILED, HEADER_LEN, MAX_PAYLOAD,
 };
 use crate::restore::{self, Prepared};
 use crate::socket::TcpStream;
@@ -280,8 +280,22 @@ impl Receiver<'_> {
                     .image
                     .as_mut()
                     .ok_or(Failure::new(errno(uapi::EPROTO), "pages before admission"))?;
+                let mut bad = None;
                 for page in batch.pages() {
-                    image.place(page.pfn, &page.content)?;
+                    if let Err(f) = image.place(page.pfn, &page.content) {
+                        bad = Some(f);
+                        break;
+                    }
+                }
+                if let Some(f) = bad {
+                    // A block that does not decompress to a page is the
+                    // source's fault: told as a payload that does not
+                    // decode; anything else as this loader's failure.
+                    let code = match f.err == errno(uapi::EBADMSG) {
+                        true => Reason::Malformed(WireError::BadField).code(),
+                        false => ABORT_TARGET_FAILED,
+                    };
+                    return Err(self.abort(session, code, f));
                 }
                 self.pages_received += batch.len() as u64;
                 let (received, used) = (self.pages_received, session.pages_used());

@@ -61,3 +61,7 @@ const gfp_t SELFMIG_GFP_KERNEL = GFP_KERNEL;
  */
 void rcu_expedite_gp(void);
 void rcu_unexpedite_gp(void);
+
+/* LZ4's work area size is a sizeof expression bindgen cannot evaluate. */
+#include <linux/lz4.h>
+const size_t SELFMIG_LZ4_MEM_COMPRESS = LZ4_MEM_COMPRESS;

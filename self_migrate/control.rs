@@ -52,6 +52,8 @@ pub(crate) struct Request {
     pub(crate) tracker: Tracker,
     /// Throttle the dirtiers when pre-copy does not converge (else give up).
     pub(crate) auto_converge: bool,
+    /// Compress pages that shrink (LZ4).
+    pub(crate) compress: bool,
 }
 
 /// Settings made through sysfs, used by `start`.
@@ -68,6 +70,8 @@ pub(crate) struct Settings {
     pub(crate) tracker: Tracker,
     /// Guest-side auto-converge.
     pub(crate) auto_converge: bool,
+    /// LZ4 compression of pages.
+    pub(crate) compress: bool,
 }
 
 /// What the paging tracker's last harvest found.
@@ -88,6 +92,8 @@ pub(crate) struct PagingStats {
 pub(crate) struct Extra {
     /// Pages sent as zero markers.
     pub(crate) zero_pages: u64,
+    /// Pages sent LZ4-compressed.
+    pub(crate) compressed_pages: u64,
     /// Pages skipped because they were free.
     pub(crate) free_pages: u64,
     /// RAM pages not mapped in the direct map (not sent).
@@ -116,6 +122,8 @@ pub(crate) struct Extra {
     pub(crate) paging: PagingStats,
     /// The paging tracker's harvest in the last checkpoint.
     pub(crate) checkpoint_paging: PagingStats,
+    /// Pages sent per second, over all rounds.
+    pub(crate) page_rate: u64,
     /// Measured link bandwidth, bytes per second (pre-copy).
     pub(crate) bandwidth: u64,
     /// Measured dirty rate, pages per second (pre-copy).
@@ -177,6 +185,7 @@ impl Control {
             verify: s.verify,
             tracker: s.tracker,
             auto_converge: s.auto_converge,
+            compress: s.compress,
         })
     }
 }
@@ -199,6 +208,7 @@ pub(crate) fn publish() -> Result<Published<Control>> {
                 verify: false,
                 tracker: Tracker::Paging,
                 auto_converge: true,
+                compress: true,
             },
             status: StatusArgs::idle(),
             extra: Extra::default(),

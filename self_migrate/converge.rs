@@ -2,16 +2,19 @@
 
 //! When to stop pre-copy: the convergence policy.
 //!
-//! After each round the policy measures the link's bandwidth (all bytes
-//! sent so far over all the time spent sending them) and the dirty rate
-//! (the pages round *k* found changed, over the duration of round *k-1*,
-//! during which they were written). If the guest stopped now, it would
-//! have about `rate × (duration of round k)` pages to copy; sending them
-//! at the measured bandwidth is the expected transfer downtime, which
-//! `stats` shows live. Pre-copy stops when that fits `max_downtime_ms`.
+//! After each round the policy measures the link's page rate (all pages
+//! sent so far over all the time spent sending them; with compression a
+//! page costs anything from a few bytes to a page, so pages, not bytes,
+//! are what the rate is counted in), its bandwidth in bytes (shown in
+//! `stats`) and the dirty rate (the pages round *k* found changed, over the
+//! duration of round *k-1*, during which they were written). If the guest
+//! stopped now, it would have about `rate × (duration of round k)` pages to
+//! copy; sending them at the measured page rate is the expected transfer
+//! downtime, which `stats` shows live. Pre-copy stops when that fits
+//! `max_downtime_ms`.
 //!
 //! A round is *not converging* when the dirty rate is at least 80% of the
-//! bandwidth, or when it sent no fewer pages than the round before. Then,
+//! page rate, or when it sent no fewer pages than the round before. Then,
 //! with `auto_converge` on (the default), the heaviest dirtiers are
 //! throttled (see [`crate::throttle`]); with it off, pre-copy gives up after
 //! three rounds without progress and the guest carries on where it is.
@@ -43,7 +46,8 @@ pub(crate) struct Convergence {
     auto_converge: bool,
     /// Bytes after which pre-copy stops (four times the RAM).
     max_bytes: u64,
-    /// Bytes and nanoseconds spent sending, over all rounds.
+    /// Pages, bytes and nanoseconds spent sending, over all rounds.
+    pages: u64,
     bytes: u64,
     ns: u64,
     /// The previous round's duration and page count.
@@ -53,6 +57,8 @@ pub(crate) struct Convergence {
     stalled: u32,
     /// Bandwidth, bytes per second.
     pub(crate) bandwidth: u64,
+    /// Pages sent per second.
+    pub(crate) page_rate: u64,
     /// Dirty rate, pages per second.
     pub(crate) dirty_rate: u64,
     /// Expected transfer downtime if the guest stopped now, microseconds.
@@ -66,12 +72,14 @@ impl Convergence {
             max_downtime_ns: u64::from(max_downtime_ms) * 1_000_000,
             auto_converge,
             max_bytes: ram_pages.saturating_mul(PAGE_SIZE as u64).saturating_mul(4),
+            pages: 0,
             bytes: 0,
             ns: 0,
             last_ns: 0,
             last_pages: 0,
             stalled: 0,
             bandwidth: 0,
+            page_rate: 0,
             dirty_rate: 0,
             expected_us: 0,
         }
@@ -87,10 +95,16 @@ impl Convergence {
         ns: u64,
         total_bytes: u64,
     ) -> Decision {
+        self.pages += pages;
         self.bytes += bytes;
         self.ns += ns.max(1);
         self.bandwidth = self
             .bytes
+            .saturating_mul(1_000_000_000)
+            .checked_div(self.ns)
+            .unwrap_or(0);
+        self.page_rate = self
+            .pages
             .saturating_mul(1_000_000_000)
             .checked_div(self.ns)
             .unwrap_or(0);
@@ -110,9 +124,8 @@ impl Convergence {
         // to send them.
         let pending = self.dirty_rate.saturating_mul(self.last_ns) / 1_000_000_000;
         let transfer_ns = pending
-            .saturating_mul(PAGE_SIZE as u64)
             .saturating_mul(1_000_000_000)
-            .checked_div(self.bandwidth)
+            .checked_div(self.page_rate)
             .unwrap_or(u64::MAX);
         self.expected_us = transfer_ns / 1000;
         if transfer_ns <= self.max_downtime_ns || pages == 0 {
@@ -121,11 +134,7 @@ impl Convergence {
         if round >= MAX_ROUNDS || total_bytes >= self.max_bytes {
             return Decision::Checkpoint;
         }
-        let outrun = self
-            .dirty_rate
-            .saturating_mul(PAGE_SIZE as u64)
-            .saturating_mul(10)
-            >= self.bandwidth.saturating_mul(8);
+        let outrun = self.dirty_rate.saturating_mul(10) >= self.page_rate.saturating_mul(8);
         let no_progress =
             round >= 2 && pages.saturating_mul(10) >= previous_pages.saturating_mul(9);
         if !(outrun || no_progress) {

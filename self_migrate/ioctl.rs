@@ -61,6 +61,7 @@ fn start(cmd: u32, arg: usize) -> Result<isize> {
             Tracker::Paging
         },
         auto_converge: args.flags & uapi::START_NO_AUTO_CONVERGE == 0,
+        compress: args.flags & uapi::START_NO_COMPRESS == 0,
     };
     control::start(OP, req)?;
     Ok(0)

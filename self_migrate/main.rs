@@ -33,6 +33,8 @@ mod global;
 mod ioctl;
 #[path = "../ksupport/kthread.rs"]
 mod kthread;
+#[path = "../ksupport/lz4.rs"]
+mod lz4;
 #[path = "../ksupport/machine.rs"]
 mod machine;
 mod migrate;
@@ -40,6 +42,7 @@ mod migrate;
 mod miscdev;
 #[cfg(CONFIG_MMU_NOTIFIER)]
 mod notifier;
+mod pack;
 #[path = "../ksupport/page_hash.rs"]
 mod page_hash;
 mod pagetable;

@@ -22,6 +22,7 @@ use crate::errno::errno;
 use crate::failure::{Context, Failure};
 use crate::fence::Fence;
 use crate::machine;
+use crate::pack::Packer;
 use crate::precopy::{self, Tally};
 use crate::proto::admission::{encode_token_record, TokenReply};
 use crate::proto::bundle::TokenBundle;
@@ -205,8 +206,14 @@ fn session(
     let mut staging = Staging::new(STAGING_PAGES)
         .map_err(|_| ENOMEM)
         .context("cannot allocate the staging buffer")?;
+    let mut packer = Packer::new(req.compress)
+        .map_err(|_| ENOMEM)
+        .context("cannot allocate the page packer")?;
     tracker.exclude_self();
     tracker.exclude(buf.as_ptr(), buf.len());
+    for (addr, len) in packer.buffers() {
+        tracker.exclude(addr, len);
+    }
     staging.exclude_from(&mut tracker);
     // The page the target's loader fills in for the resumed image
     // (vmalloc: page-aligned). Not part of the image.
@@ -233,7 +240,7 @@ fn session(
     let mut round = 0;
     loop {
         let (t0, bytes0) = (now_ns(), chan.bytes_sent);
-        let sent = precopy::round(chan, desc, &mut tracker, &mut buf, round)?;
+        let sent = precopy::round(chan, desc, &mut tracker, &mut packer, &mut buf, round)?;
         let (ns, bytes) = ((now_ns() - t0) as u64, chan.bytes_sent - bytes0);
         let decision = policy.after_round(round, sent, bytes, ns, chan.bytes_sent);
         if decision == Decision::Throttle {
@@ -241,15 +248,16 @@ fn session(
             tracker
                 .heavy_dirtiers(&mut heavy)
                 .context("cannot list the dirtying tasks")?;
-            // Aim at a dirty rate of 1/32 of the link's bandwidth: the
+            // Aim at a dirty rate of 1/32 of the link's page rate: the
             // measured rate is a floor (a round sees each page once, however
             // often it was written).
-            let target = policy.bandwidth / PAGE_SIZE as u64 / 32;
+            let target = policy.page_rate / 32;
             let share = throttle.tighten(&heavy, target, policy.dirty_rate);
             pr_info!(
-                "round {}: the guest dirties {} pages/s against {} KiB/s sent; {} threads of {} processes throttled to {} basis points of a CPU\n",
+                "round {}: the guest dirties {} pages/s against {} pages/s ({} KiB/s) sent; {} threads of {} processes throttled to {} basis points of a CPU\n",
                 round,
                 policy.dirty_rate,
+                policy.page_rate,
                 policy.bandwidth / 1024,
                 throttle.threads(),
                 heavy.len(),
@@ -259,6 +267,7 @@ fn session(
         control::update(|s, x| {
             s.expected_downtime_us = policy.expected_us;
             x.bandwidth = policy.bandwidth;
+            x.page_rate = policy.page_rate;
             x.dirty_rate = policy.dirty_rate;
             x.throttle_share_bp = throttle.share();
             x.throttled_threads = throttle.threads() as u32;
@@ -314,14 +323,23 @@ fn session(
                     t0: now_ns() - stopped_ns,
                     stopped_ns: stopped_ns as u64,
                 };
-                return finish(chan, &mut tracker, &mut buf, &staged, stream, fence).map(|()| 0);
+                return finish(
+                    chan,
+                    &mut tracker,
+                    &mut packer,
+                    &mut buf,
+                    &staged,
+                    stream,
+                    fence,
+                )
+                .map(|()| 0);
             }
             Err(f) if f.err == ENOSPC && attempt < MAX_ATTEMPTS => {
                 announce::reprogram();
                 drop(fence);
                 control::update(|s, _| s.state = State::Precopy);
                 round += 1;
-                precopy::round(chan, desc, &mut tracker, &mut buf, round)?;
+                precopy::round(chan, desc, &mut tracker, &mut packer, &mut buf, round)?;
             }
             Err(f) => {
                 announce::reprogram();
@@ -430,6 +448,7 @@ fn resumed(handoff: &[u8], t0: i64, verify: bool) -> i64 {
 fn finish(
     chan: &mut Channel<'_, '_>,
     tracker: &mut PageTracker,
+    packer: &mut Packer,
     buf: &mut [u8],
     staged: &Staged<'_>,
     stream: &TcpStream,
@@ -445,7 +464,7 @@ fn finish(
             if batch.is_full() {
                 break;
             }
-            precopy::push_page(&mut batch, tracker, pfn, page, &mut tally)?;
+            packer.push(&mut batch, tracker, pfn, page, &mut tally)?;
             index += 1;
         }
         precopy::flush(chan, batch, &tally)?;

@@ -13,6 +13,7 @@ use crate::bindings;
 use crate::channel::Channel;
 use crate::control::{self, PagingStats};
 use crate::failure::Failure;
+use crate::pack::Packer;
 use crate::proto::machine::{MachineDesc, RamRange};
 use crate::proto::wire::{BatchWriter, PAGE_SIZE};
 use crate::shim;
@@ -43,9 +44,6 @@ pub(crate) fn is_zero(page: &[u8; PAGE_SIZE]) -> bool {
     page.chunks_exact(8)
         .all(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) == 0)
 }
-
-/// The all-zero page, for recording what a zero marker stands for.
-static ZERO_PAGE: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
 
 /// The RAM frames of a machine description that are not in free buddy
 /// blocks, in ascending order.
@@ -101,6 +99,8 @@ pub(crate) struct Tally {
     pub(crate) zero: u64,
     /// Pages of frames never sent before.
     pub(crate) new: u64,
+    /// Pages sent compressed.
+    pub(crate) compressed: u64,
 }
 
 /// Pays for the batch's new frames, then sends it (built in `buf`, which
@@ -118,38 +118,14 @@ pub(crate) fn flush(
         .map_err(|_| Failure::new(EINVAL, "building a page batch failed"))?;
     chan.send_built(batch.buffer(), len)?;
     let (bytes, units) = (chan.bytes_sent, chan.units_paid());
-    let zero = tally.zero;
+    let (zero, compressed) = (tally.zero, tally.compressed);
     control::update(|s, x| {
         s.pages_sent += pages;
         s.bytes_sent = bytes;
         x.zero_pages += zero;
+        x.compressed_pages += compressed;
         x.units_paid = units;
     });
-    Ok(())
-}
-
-/// Appends one page to `batch`, recording in the tracker what was sent
-/// and in `tally` what kind of page it was.
-pub(crate) fn push_page(
-    batch: &mut BatchWriter<'_>,
-    tracker: &mut Tracker,
-    pfn: u64,
-    page: &[u8; PAGE_SIZE],
-    tally: &mut Tally,
-) -> Result<(), Failure> {
-    let bad = |_| Failure::new(EINVAL, "bad page frame");
-    let new = if is_zero(page) {
-        batch.push_zero(pfn).map_err(bad)?;
-        tally.zero += 1;
-        tracker.record(pfn, &ZERO_PAGE)
-    } else {
-        batch.push_data(pfn, page).map_err(bad)?;
-        match batch.last_data() {
-            Some(sent) => tracker.record(pfn, sent),
-            None => false,
-        }
-    };
-    tally.new += u64::from(new);
     Ok(())
 }
 
@@ -160,6 +136,7 @@ pub(crate) fn round(
     chan: &mut Channel<'_, '_>,
     desc: &MachineDesc,
     tracker: &mut Tracker,
+    packer: &mut Packer,
     buf: &mut [u8],
     round: u32,
 ) -> Result<u64, Failure> {
@@ -186,7 +163,7 @@ pub(crate) fn round(
             if !tracker.changed(pfn, page) {
                 continue;
             }
-            push_page(&mut batch, tracker, pfn, page, &mut tally)?;
+            packer.push(&mut batch, tracker, pfn, page, &mut tally)?;
             sent += 1;
             if batch.is_full() {
                 more = true;

@@ -68,6 +68,18 @@ fn auto_converge_store(input: &[u8]) -> Result {
     control::with(|c| c.settings.auto_converge = v)
 }
 
+/// Shows whether pages are LZ4-compressed.
+fn compress_show(out: &mut ShowBuf<'_>) -> Result {
+    let v = control::with(|c| c.settings.compress)?;
+    out.line(format_args!("{}", u8::from(v)))
+}
+
+/// Turns LZ4 compression of pages on or off.
+fn compress_store(input: &[u8]) -> Result {
+    let v = uapi::parse_bool(input).map_err(|e| refuse("compress", e))?;
+    control::with(|c| c.settings.compress = v)
+}
+
 /// Shows the tracker.
 fn tracker_show(out: &mut ShowBuf<'_>) -> Result {
     let t = control::with(|c| c.settings.tracker)?;
@@ -115,6 +127,7 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
     out.line(format_args!("pages_sent: {}", s.pages_sent))?;
     out.line(format_args!("bytes_sent: {}", s.bytes_sent))?;
     out.line(format_args!("zero_pages: {}", x.zero_pages))?;
+    out.line(format_args!("compressed_pages: {}", x.compressed_pages))?;
     out.line(format_args!("free_pages_skipped: {}", x.free_pages))?;
     out.line(format_args!("unmapped_pages: {}", x.unmapped_pages))?;
     out.line(format_args!("bounce_pages_excluded: {}", x.bounce_pages))?;
@@ -137,6 +150,7 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
     }
     out.line(format_args!("tracker_misses: {}", x.tracker_misses))?;
     out.line(format_args!("bandwidth_bytes_per_s: {}", x.bandwidth))?;
+    out.line(format_args!("page_rate_pages_per_s: {}", x.page_rate))?;
     out.line(format_args!("dirty_rate_pages_per_s: {}", x.dirty_rate))?;
     out.line(format_args!("throttle_share_bp: {}", x.throttle_share_bp))?;
     out.line(format_args!("throttled_threads: {}", x.throttled_threads))?;
@@ -159,7 +173,7 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
 }
 
 /// The attribute table.
-pub(crate) static ATTRS: [Attr; 11] = [
+pub(crate) static ATTRS: [Attr; 12] = [
     Attr {
         name: c_str!("target"),
         mode: 0o644,
@@ -195,6 +209,12 @@ pub(crate) static ATTRS: [Attr; 11] = [
         mode: 0o644,
         show: Some(auto_converge_show),
         store: Some(auto_converge_store),
+    },
+    Attr {
+        name: c_str!("compress"),
+        mode: 0o644,
+        show: Some(compress_show),
+        store: Some(compress_store),
     },
     Attr {
         name: c_str!("start"),

@@ -192,13 +192,14 @@ impl Tracker {
         !matches!(self.hashes.get(pfn as usize), Some(h) if *h != EXCLUDED)
     }
 
-    /// Records the bytes just sent for `pfn`; returns whether the frame
-    /// was never sent before (a new frame of the image, to be paid for).
-    pub(crate) fn record(&mut self, pfn: u64, sent: &[u8; PAGE_SIZE]) -> bool {
+    /// Records the hash of the bytes just sent for `pfn`; returns whether
+    /// the frame was never sent before (a new frame of the image, to be
+    /// paid for).
+    pub(crate) fn record_hash(&mut self, pfn: u64, hash: u64) -> bool {
         match self.hashes.get_mut(pfn as usize) {
             Some(h) if *h != EXCLUDED => {
                 let new = *h == NEVER_SENT;
-                *h = page_hash(sent);
+                *h = hash;
                 new
             }
             _ => false,

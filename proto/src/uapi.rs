@@ -113,8 +113,11 @@ pub const START_TRACKER_HASH: u32 = 1 << 1;
 /// Start flag: do not throttle the tasks that dirty memory faster than the
 /// link sends it; give up instead (`auto_converge` 0).
 pub const START_NO_AUTO_CONVERGE: u32 = 1 << 2;
+/// Start flag: send every page plain, never LZ4-compressed (`compress` 0).
+pub const START_NO_COMPRESS: u32 = 1 << 3;
 /// Every flag this ABI version knows.
-pub const START_FLAGS_KNOWN: u32 = START_VERIFY | START_TRACKER_HASH | START_NO_AUTO_CONVERGE;
+pub const START_FLAGS_KNOWN: u32 =
+    START_VERIFY | START_TRACKER_HASH | START_NO_AUTO_CONVERGE | START_NO_COMPRESS;
 
 /// Why a control request was refused. Shared by sysfs and ioctl so both
 /// report the same errno and the same dmesg reason.

@@ -25,7 +25,8 @@ use super::machine::MachineDesc;
 pub const MAGIC: [u8; 4] = *b"SMIG";
 
 /// Version of this wire format. Peers of different versions refuse each other.
-pub const VERSION: u16 = 1;
+/// Version 2 added LZ4-compressed pages to page batches.
+pub const VERSION: u16 = 2;
 
 /// Length of the record header in bytes.
 pub const HEADER_LEN: usize = 16;
@@ -318,7 +319,20 @@ pub enum PageContent<'a> {
     Data(&'a [u8; PAGE_SIZE]),
     /// The page is all zeroes; no bytes follow.
     Zero,
+    /// The page compressed with LZ4 (block format): decompressed, it must
+    /// be exactly [`PAGE_SIZE`] bytes, which the receiver checks (the
+    /// format only bounds the compressed length, see [`MAX_LZ4_LEN`]).
+    Lz4(&'a [u8]),
 }
+
+/// Most bytes of an LZ4-compressed page: with its 2-byte length, a
+/// compressed entry is never larger than a plain one, so a batch's bound
+/// ([`MAX_PAYLOAD`]) holds whatever mix it carries. A page that does not
+/// compress below this travels as data.
+pub const MAX_LZ4_LEN: usize = PAGE_SIZE - LZ4_LEN_BYTES;
+
+/// Length of a compressed page's length field.
+const LZ4_LEN_BYTES: usize = 2;
 
 /// One page of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,6 +347,8 @@ pub struct PageRef<'a> {
 const ENTRY_DATA: u64 = 0;
 /// Entry kind for a zero page.
 const ENTRY_ZERO: u64 = 1;
+/// Entry kind for an LZ4-compressed page.
+const ENTRY_LZ4: u64 = 2;
 /// Shift of the kind bits in an entry.
 const ENTRY_KIND_SHIFT: u32 = 60;
 
@@ -340,7 +356,8 @@ const ENTRY_KIND_SHIFT: u32 = 60;
 ///
 /// Payload layout: `round: u32, count: u32`, then `count` entries, each an
 /// 8-byte word (`pfn | kind << 60`) followed by [`PAGE_SIZE`] bytes when the
-/// kind is data.
+/// kind is data, or by a little-endian `u16` length (1 to [`MAX_LZ4_LEN`])
+/// and that many bytes of LZ4 block when the kind is LZ4.
 #[derive(Debug, Clone, Copy)]
 pub struct PageBatch<'a> {
     /// The pre-copy round the pages belong to.
@@ -380,6 +397,20 @@ impl<'a> PageBatch<'a> {
                     off += PAGE_SIZE;
                 }
                 ENTRY_ZERO => {}
+                ENTRY_LZ4 => {
+                    if body.len() - off < LZ4_LEN_BYTES {
+                        return Err(WireError::Truncated);
+                    }
+                    let len = usize::from(u16::from_le_bytes([body[off], body[off + 1]]));
+                    off += LZ4_LEN_BYTES;
+                    if len == 0 || len > MAX_LZ4_LEN {
+                        return Err(WireError::BadField);
+                    }
+                    if body.len() - off < len {
+                        return Err(WireError::Truncated);
+                    }
+                    off += len;
+                }
                 _ => return Err(WireError::BadPageKind),
             }
         }
@@ -428,12 +459,19 @@ impl<'a> Iterator for PageIter<'a> {
         let entry = le64(self.body);
         self.body = &self.body[ENTRY_LEN..];
         let pfn = entry & ((1 << ENTRY_KIND_SHIFT) - 1);
-        let content = if entry >> ENTRY_KIND_SHIFT == ENTRY_ZERO {
-            PageContent::Zero
-        } else {
-            let (page, rest) = self.body.split_at(PAGE_SIZE);
-            self.body = rest;
-            PageContent::Data(page.try_into().ok()?)
+        let content = match entry >> ENTRY_KIND_SHIFT {
+            ENTRY_ZERO => PageContent::Zero,
+            ENTRY_LZ4 => {
+                let len = usize::from(u16::from_le_bytes([self.body[0], self.body[1]]));
+                let (block, rest) = self.body[LZ4_LEN_BYTES..].split_at(len);
+                self.body = rest;
+                PageContent::Lz4(block)
+            }
+            _ => {
+                let (page, rest) = self.body.split_at(PAGE_SIZE);
+                self.body = rest;
+                PageContent::Data(page.try_into().ok()?)
+            }
         };
         Some(PageRef { pfn, content })
     }
@@ -508,6 +546,34 @@ impl<'b> BatchWriter<'b> {
     /// Appends a page that is all zeroes.
     pub fn push_zero(&mut self, pfn: u64) -> Result<(), WireError> {
         self.push_entry(pfn, ENTRY_ZERO)
+    }
+
+    /// Appends `page`, compressed by `compress` if that makes it smaller.
+    ///
+    /// `compress(page, out)` writes an LZ4 block of `page` into `out`
+    /// ([`MAX_LZ4_LEN`] bytes) and returns its length, or 0 when it does
+    /// not fit; the page then travels as data. Returns whether it was
+    /// compressed.
+    pub fn push_compressed(
+        &mut self,
+        pfn: u64,
+        page: &[u8; PAGE_SIZE],
+        compress: impl FnOnce(&[u8; PAGE_SIZE], &mut [u8]) -> usize,
+    ) -> Result<bool, WireError> {
+        if self.is_full() {
+            return Err(WireError::NoSpace);
+        }
+        let at = self.len + ENTRY_LEN + LZ4_LEN_BYTES;
+        let len = compress(page, &mut self.buf[at..at + MAX_LZ4_LEN]);
+        if len == 0 || len > MAX_LZ4_LEN {
+            self.push_data(pfn, page)?;
+            return Ok(false);
+        }
+        self.push_entry(pfn, ENTRY_LZ4)?;
+        self.buf[self.len..self.len + LZ4_LEN_BYTES].copy_from_slice(&(len as u16).to_le_bytes());
+        self.len += LZ4_LEN_BYTES + len;
+        self.last_data = None;
+        Ok(true)
     }
 
     /// Writes the header and returns the whole record's bytes.

@@ -9,7 +9,7 @@ use selfmig_proto::crypto::{SessionAead, TAG_LEN};
 use selfmig_proto::seal::*;
 use selfmig_proto::wire::{
     encode_record, BatchWriter, Header, PageBatch, PageContent, RecordKind, WireError, HEADER_LEN,
-    MAX_PAYLOAD, PAGE_SIZE,
+    MAX_PAYLOAD, PAGE_SIZE, VERSION,
 };
 use support::*;
 
@@ -238,7 +238,7 @@ fn plaintext_and_bad_headers_are_refused() {
     let raw = |kind: u16, len: u32| -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         h[0..4].copy_from_slice(b"SMIG");
-        h[4..6].copy_from_slice(&1u16.to_le_bytes());
+        h[4..6].copy_from_slice(&VERSION.to_le_bytes());
         h[6..8].copy_from_slice(&kind.to_le_bytes());
         h[8..12].copy_from_slice(&len.to_le_bytes());
         h

@@ -190,10 +190,119 @@ fn batch_refuses_bad_count_kind_and_pfn() {
 
     let mut p = vec![0u8; 16];
     p[4..8].copy_from_slice(&1u32.to_le_bytes());
-    p[8..16].copy_from_slice(&(5u64 | (2 << 60)).to_le_bytes());
+    p[8..16].copy_from_slice(&(5u64 | (3 << 60)).to_le_bytes());
     assert_eq!(PageBatch::decode(&p).err(), Some(WireError::BadPageKind));
     p[8..16].copy_from_slice(&((1u64 << 52) | (1 << 60)).to_le_bytes());
     assert_eq!(PageBatch::decode(&p).err(), Some(WireError::PfnOutOfRange));
+}
+
+/// A stand-in compressor: "compresses" a page to its first `n` bytes.
+fn first_bytes(n: usize) -> impl FnOnce(&[u8; PAGE_SIZE], &mut [u8]) -> usize {
+    move |page, out| {
+        if n > out.len() {
+            return 0;
+        }
+        out[..n].copy_from_slice(&page[..n]);
+        n
+    }
+}
+
+#[test]
+fn batch_compressed_pages_round_trip() {
+    let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+    let mut w = BatchWriter::new(&mut buf, 2).unwrap();
+    assert_eq!(w.push_compressed(1, &page(3), first_bytes(5)), Ok(true));
+    assert_eq!(w.last_data(), None);
+    // Does not fit, or the compressor gave up: plain data.
+    assert_eq!(
+        w.push_compressed(2, &page(4), first_bytes(PAGE_SIZE)),
+        Ok(false)
+    );
+    assert_eq!(w.last_data(), Some(&page(4)));
+    assert_eq!(w.push_compressed(3, &page(5), first_bytes(0)), Ok(false));
+    assert_eq!(
+        w.push_compressed(4, &page(6), first_bytes(MAX_LZ4_LEN)),
+        Ok(true)
+    );
+    w.push_zero(5).unwrap();
+    let rec = w.finish(0).unwrap().to_vec();
+    let b = PageBatch::decode(&rec[HEADER_LEN..]).unwrap();
+    let pages: Vec<_> = b.pages().collect();
+    assert_eq!(pages.len(), 5);
+    assert_eq!(pages[0].content, PageContent::Lz4(&page(3)[..5]));
+    assert_eq!(pages[1].content, PageContent::Data(&page(4)));
+    assert_eq!(pages[2].content, PageContent::Data(&page(5)));
+    assert_eq!(pages[3].content, PageContent::Lz4(&page(6)[..MAX_LZ4_LEN]));
+    assert_eq!(pages[4].content, PageContent::Zero);
+    assert_eq!(pages[3].pfn, 4);
+}
+
+#[test]
+fn batch_of_compressed_pages_fits_and_truncation_is_refused() {
+    // A full batch of pages that barely compress stays within the bound.
+    let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+    let mut w = BatchWriter::new(&mut buf, 0).unwrap();
+    for i in 0..MAX_BATCH_PAGES as u64 {
+        assert_eq!(
+            w.push_compressed(i, &page(i as u8), first_bytes(MAX_LZ4_LEN)),
+            Ok(true)
+        );
+    }
+    assert_eq!(
+        w.push_compressed(99, &page(0), first_bytes(1)),
+        Err(WireError::NoSpace)
+    );
+    let rec = w.finish(0).unwrap();
+    assert!(rec.len() <= HEADER_LEN + MAX_PAYLOAD);
+    assert_eq!(
+        PageBatch::decode(&rec[HEADER_LEN..]).unwrap().len(),
+        MAX_BATCH_PAGES
+    );
+
+    let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+    let mut w = BatchWriter::new(&mut buf, 1).unwrap();
+    w.push_compressed(7, &page(1), first_bytes(40)).unwrap();
+    w.push_zero(8).unwrap();
+    let payload = w.finish(0).unwrap()[HEADER_LEN..].to_vec();
+    for cut in 0..payload.len() {
+        assert!(
+            PageBatch::decode(&payload[..cut]).is_err(),
+            "cut at {cut} accepted"
+        );
+    }
+}
+
+#[test]
+fn batch_refuses_bad_compressed_lengths() {
+    let entry = |len: u16, body: usize| {
+        let mut p = vec![0u8; 8];
+        p[4..8].copy_from_slice(&1u32.to_le_bytes());
+        p.extend_from_slice(&(9u64 | (2 << 60)).to_le_bytes());
+        p.extend_from_slice(&len.to_le_bytes());
+        p.extend(std::iter::repeat(0xab).take(body));
+        p
+    };
+    assert!(PageBatch::decode(&entry(3, 3)).is_ok());
+    assert_eq!(
+        PageBatch::decode(&entry(0, 0)).err(),
+        Some(WireError::BadField)
+    );
+    assert_eq!(
+        PageBatch::decode(&entry(MAX_LZ4_LEN as u16 + 1, MAX_LZ4_LEN + 1)).err(),
+        Some(WireError::BadField)
+    );
+    assert_eq!(
+        PageBatch::decode(&entry(u16::MAX, 10)).err(),
+        Some(WireError::BadField)
+    );
+    assert_eq!(
+        PageBatch::decode(&entry(10, 9)).err(),
+        Some(WireError::Truncated)
+    );
+    assert_eq!(
+        PageBatch::decode(&entry(10, 11)).err(),
+        Some(WireError::TrailingBytes)
+    );
 }
 
 #[test]

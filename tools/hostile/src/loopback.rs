@@ -145,12 +145,15 @@ fn loader_text(scenario: Scenario) -> Option<&'static str> {
         Scenario::Plaintext => "plaintext record after admission",
         Scenario::Truncated => return None,
         Scenario::GarbageFirst => "bad magic",
+        // Refused by the kernel's decompressor, after admission accepted
+        // the batch: `hostile.sh` checks it against a live loader.
+        Scenario::BadLz4 => return None,
     })
 }
 
 #[test]
 fn every_scenario_is_refused_as_expected() {
-    for scenario in ALL {
+    for scenario in ALL.into_iter().filter(|&s| s != Scenario::BadLz4) {
         let (report, (refusal, trailing)) = against_loader(scenario, machine());
         assert!(report.passed(scenario), "{scenario:?}: {report:?}");
         assert_eq!(

@@ -112,6 +112,22 @@ impl Outbox {
         buf
     }
 
+    /// A plaintext page batch (to be sealed) of one page of frame `pfn`
+    /// sent as the LZ4 block `block`, whatever it decompresses to.
+    pub fn compressed_batch(&mut self, pfn: u64, block: &[u8]) -> Vec<u8> {
+        let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+        let mut w = BatchWriter::new(&mut buf, 0).expect("the buffer holds a batch");
+        let page = [0u8; PAGE_SIZE];
+        w.push_compressed(pfn, &page, |_, out| {
+            out[..block.len()].copy_from_slice(block);
+            block.len()
+        })
+        .expect("one page fits a batch");
+        let n = w.finish_len(self.tx.take()).expect("a batch has pages");
+        buf.truncate(n);
+        buf
+    }
+
     /// The header alone of a sealed record of `kind` stating a payload of
     /// `len` bytes, tag included; nothing is sealed.
     pub fn sealed_header(&mut self, kind: RecordKind, len: u32) -> Vec<u8> {

@@ -38,10 +38,13 @@ pub enum Scenario {
     Truncated,
     /// Random bytes instead of the token record.
     GarbageFirst,
+    /// After paying, a sealed page batch whose compressed page is a valid
+    /// LZ4 block of ten bytes, not a page.
+    BadLz4,
 }
 
 /// Every scenario, in the order `--help` lists them.
-pub const ALL: [Scenario; 7] = [
+pub const ALL: [Scenario; 8] = [
     Scenario::Oversize,
     Scenario::OutOfRange,
     Scenario::ReplayRecord,
@@ -49,6 +52,7 @@ pub const ALL: [Scenario; 7] = [
     Scenario::Plaintext,
     Scenario::Truncated,
     Scenario::GarbageFirst,
+    Scenario::BadLz4,
 ];
 
 /// Reason codes (`proto::admission::Reason::code`).
@@ -57,6 +61,7 @@ mod code {
     pub(super) const NOT_SEALED: u32 = 142;
     pub(super) const BAD_RECORD: u32 = 151;
     pub(super) const OUT_OF_ORDER: u32 = 152;
+    pub(super) const MALFORMED: u32 = 154;
     pub(super) const PFN_OUTSIDE_MAP: u32 = 155;
 }
 
@@ -80,6 +85,7 @@ impl Scenario {
             Scenario::Plaintext => "plaintext",
             Scenario::Truncated => "truncated",
             Scenario::GarbageFirst => "garbage-first",
+            Scenario::BadLz4 => "bad-lz4",
         }
     }
 
@@ -112,7 +118,10 @@ impl Scenario {
     ///   the payload, which ends: it fails ("receiving from the source
     ///   failed") and closes without a reply;
     /// * garbage-first: the token phase's `Header::decode` finds no magic,
-    ///   `BadRecord(BadMagic)`, 151, in a plaintext token reply.
+    ///   `BadRecord(BadMagic)`, 151, in a plaintext token reply;
+    /// * bad-lz4: the batch is well formed and paid for, but its block
+    ///   decompresses to ten bytes: the loader aborts with `Malformed`,
+    ///   154 ("a compressed page does not decompress to one page").
     pub fn expected(self) -> Expect {
         use code::*;
         match self {
@@ -122,6 +131,7 @@ impl Scenario {
             Scenario::Reorder => Expect::Refused(&[STREAM_AUTH, OUT_OF_ORDER]),
             Scenario::Plaintext => Expect::Refused(&[NOT_SEALED]),
             Scenario::Truncated => Expect::Closed,
+            Scenario::BadLz4 => Expect::Refused(&[MALFORMED]),
         }
     }
 }
@@ -244,6 +254,16 @@ fn play(scenario: Scenario, t: &Target) -> Result<Outcome, Outcome> {
             conn.send(&batch[..cut]).map_err(sent)?;
             conn.close_write();
             Ok(outcome(conn.answer(out.aead())))
+        }
+        Scenario::BadLz4 => {
+            conn.send(&out.payment(bundle, 1)).map_err(sent)?;
+            // An LZ4 block of literals only: token 0xa0 (ten literals, no
+            // match), then the ten bytes.
+            let mut block = vec![0xa0u8];
+            block.extend_from_slice(b"not a page");
+            let batch = out.compressed_batch(ram_frame, &block);
+            let batch = out.seal(batch);
+            misbehave(&mut conn, &out, &[&batch])
         }
         Scenario::GarbageFirst => unreachable!("handled above"),
     }

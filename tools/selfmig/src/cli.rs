@@ -18,7 +18,7 @@ use std::path::PathBuf;
 /// it speaks, in the format of `/sys/kernel/self_migrate/version`.
 pub const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
-    "\nABI: wire 1 image 1 start_size 64 status_size 80"
+    "\nABI: wire 2 image 1 start_size 64 status_size 80"
 );
 
 /// Live self-migration of this guest to another VM.
@@ -84,6 +84,10 @@ pub struct MigrateOpts {
     /// up instead of throttling the tasks that do.
     #[arg(long)]
     pub no_auto_converge: bool,
+    /// Send every page plain instead of LZ4-compressing the ones that
+    /// shrink.
+    #[arg(long)]
+    pub no_compress: bool,
     /// Print the final report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

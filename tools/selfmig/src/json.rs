@@ -345,6 +345,7 @@ mod tests {
             verify: true,
             tracker: Tracker::Hash,
             no_auto_converge: false,
+            no_compress: false,
         }
     }
 
@@ -555,7 +556,7 @@ mod tests {
                 max_downtime_ms: Some(50),
                 verify: Some(false),
                 tracker: Some("paging".into()),
-                version: Some("wire 1 image 1 start_size 64 status_size 80".into()),
+                version: Some("wire 2 image 1 start_size 64 status_size 80".into()),
                 stats: stats_object(&stats),
             }),
             inflate_loader: Some(LoaderStatus {

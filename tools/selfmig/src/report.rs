@@ -207,6 +207,7 @@ mod tests {
             verify: false,
             tracker: Tracker::Hash,
             no_auto_converge: false,
+            no_compress: false,
         }
     }
 
@@ -296,7 +297,7 @@ mod tests {
                 max_downtime_ms: Some(50),
                 verify: Some(false),
                 tracker: Some("paging".into()),
-                version: Some("wire 1 image 1 start_size 64 status_size 80".into()),
+                version: Some("wire 2 image 1 start_size 64 status_size 80".into()),
                 stats: stats_object(&stats),
             }),
             inflate_loader: Some(LoaderStatus {

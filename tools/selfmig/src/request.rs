@@ -4,7 +4,7 @@
 
 use selfmig_proto::uapi::{
     ControlError, Endpoint, StartArgs, DEFAULT_MAX_DOWNTIME_MS, START_NO_AUTO_CONVERGE,
-    START_TRACKER_HASH, START_VERIFY,
+    START_NO_COMPRESS, START_TRACKER_HASH, START_VERIFY,
 };
 use serde::Serialize;
 
@@ -45,6 +45,8 @@ pub struct StartRequest {
     /// Give up instead of throttling the dirtying tasks when pre-copy does
     /// not converge.
     pub no_auto_converge: bool,
+    /// Send every page plain (no LZ4 compression).
+    pub no_compress: bool,
 }
 
 impl StartRequest {
@@ -59,6 +61,9 @@ impl StartRequest {
         }
         if self.no_auto_converge {
             flags |= START_NO_AUTO_CONVERGE;
+        }
+        if self.no_compress {
+            flags |= START_NO_COMPRESS;
         }
         flags
     }
@@ -106,6 +111,7 @@ mod tests {
             verify: false,
             tracker: Tracker::Paging,
             no_auto_converge: false,
+            no_compress: false,
         }
     }
 
@@ -120,6 +126,11 @@ mod tests {
         assert_eq!(
             r.flags(),
             START_VERIFY | START_TRACKER_HASH | START_NO_AUTO_CONVERGE
+        );
+        r.no_compress = true;
+        assert_eq!(
+            r.flags(),
+            START_VERIFY | START_TRACKER_HASH | START_NO_AUTO_CONVERGE | START_NO_COMPRESS
         );
         assert_eq!(r.validate(), Ok(()));
     }

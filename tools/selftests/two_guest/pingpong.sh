@@ -3,7 +3,8 @@
 # Ping-pong: the same guest migrates five times in a row, each time to a
 # fresh VM, alternating the sysfs path and the selfmig CLI (the ioctl path:
 # it waits on /dev/self_migrate through the move and prints its JSON report
-# from the target, which is checked);
+# from the target, which is checked); hops 3 (sysfs compress 0) and 4
+# (--no-compress) send their pages plain, the others LZ4-compressed;
 # after every hop its counter process (same PID) carries on, its data
 # checksum holds, it answers at its own address, and the VM it left has
 # exited, and the target verified every page before resuming (verify=1).
@@ -47,15 +48,17 @@ hop() {
 	local token
 	token=$(mint_token "hop$n" --vcpus "$smp") || return 1
 	count=$(vm_exec guest 'cat /tmp/count')
+	local compress=1 plain=
+	((n == 3 || n == 4)) && compress=0 plain=--no-compress
 	if ((n % 2 == 0)); then
 		# The CLI (ioctl path): its own TCP session to us survives the move.
 		local said
-		said=$(vm_exec guest "echo $token > /tmp/token && selfmig migrate --to $ip:7000 --token /tmp/token --verify --json --no-progress 2>/dev/null") ||
+		said=$(vm_exec guest "echo $token > /tmp/token && selfmig migrate --to $ip:7000 --token /tmp/token --verify $plain --json --no-progress 2>/dev/null") ||
 			{ tap_diag "hop $n: selfmig migrate: $said"; return 1; }
 		tap_diag "hop $n (CLI): $said"
 		python3 "$top/tools/selftests/two_guest/check_report.py" "$said" || return 1
 	else
-		vm_exec guest "echo $token > $SM/token && echo 1 > $SM/verify && echo $ip:7000 > $SM/target && echo 1 > $SM/start" >/dev/null || return 1
+		vm_exec guest "echo $token > $SM/token && echo 1 > $SM/verify && echo $compress > $SM/compress && echo $ip:7000 > $SM/target && echo 1 > $SM/start" >/dev/null || return 1
 	fi
 	if ! vm_wait_exit "$host"; then
 		tap_diag "hop $n: $host still running: $(vm_exec guest "sed -n 's/^last_error: //p' $SM/stats")"
@@ -72,9 +75,14 @@ hop() {
 	local now_pid now_count now_sum
 	now_pid=$(vm_exec guest 'cat /tmp/count.pid') now_count=$(vm_exec guest 'sleep 0.3; cat /tmp/count')
 	now_sum=$(vm_exec guest 'md5sum /tmp/data | cut -d" " -f1')
-	tap_diag "hop $n: now in VM $host ($(vm_exec guest 'cat /sys/devices/system/cpu/online') online); counter pid $now_pid, count $count -> $now_count"
+	local packed
+	packed=$(vm_exec guest "sed -n 's/^compressed_pages: //p' $SM/stats")
+	tap_diag "hop $n: now in VM $host ($(vm_exec guest 'cat /sys/devices/system/cpu/online') online); counter pid $now_pid, count $count -> $now_count; compress $compress: ${packed:-?} pages sent compressed"
 	grep -aq "verify: all .* pages match their checkpoint hash" "$HARNESS_DIR/$next.log" ||
 		tap_diag "hop $n: the target did not report a verified image"
+	# Compressed pages with compression on, none with it off.
+	{ [ "$compress" = 1 ] && [ "${packed:-0}" -gt 0 ]; } || { [ "$compress" = 0 ] && [ "$packed" = 0 ]; } ||
+		{ tap_diag "hop $n: compress $compress but ${packed:-?} pages sent compressed"; return 1; }
 	[ "$s" = migrated ] && [ "$now_pid" = "$pid" ] &&
 		grep -aq "verify: all .* pages match their checkpoint hash" "$HARNESS_DIR/$next.log" && [ "$now_count" -gt "$count" ] && [ "$now_sum" = "$sum" ] &&
 		vm_exec guest "kill -0 $pid" >/dev/null

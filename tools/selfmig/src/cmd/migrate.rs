@@ -62,6 +62,7 @@ pub fn run(opts: &MigrateOpts, sysfs: &Sysfs) -> ExitClass {
         verify: opts.verify,
         tracker: opts.tracker,
         no_auto_converge: opts.no_auto_converge,
+        no_compress: opts.no_compress,
     };
     let ending = match prepare(opts, sysfs, &mut req) {
         Ok((dev, header)) => {
@@ -332,6 +333,7 @@ mod tests {
             verify: false,
             tracker: Tracker::Hash,
             no_auto_converge: false,
+            no_compress: false,
         }
     }
 
@@ -484,6 +486,7 @@ mod tests {
             max_downtime: None,
             tracker: Tracker::Paging,
             no_auto_converge: false,
+            no_compress: false,
             json: false,
             no_progress: true,
             dev: "/nonexistent/self_migrate".into(),
@@ -555,7 +558,7 @@ mod tests {
         let version = sysfs.attr(Module::SelfMigrate, "version");
         std::fs::write(&version, format!("{}\n", AbiVersion::ours())).unwrap();
         assert!(check_abi(&sysfs).is_ok());
-        std::fs::write(&version, "wire 1 image 1 start_size 72 status_size 80\n").unwrap();
+        std::fs::write(&version, "wire 2 image 1 start_size 72 status_size 80\n").unwrap();
         let e = check_abi(&sysfs).unwrap_err();
         assert_eq!(e.class, ExitClass::Environment);
         assert!(e.message.contains("start_size 72"));
