@@ -153,6 +153,9 @@ pub(crate) fn round(
             .map_err(|_| Failure::new(ENOMEM, "send buffer too small"))?;
         let (mut tally, mut more) = (Tally::default(), false);
         for pfn in walk.by_ref() {
+            if pfn % 1024 == 0 {
+                shim::cond_resched();
+            }
             if tracker.is_excluded(pfn) || !tracker.candidate(pfn) {
                 continue;
             }
@@ -173,6 +176,7 @@ pub(crate) fn round(
         if batch.count() > 0 {
             flush(chan, batch, &tally)?;
         }
+        shim::cond_resched();
         if !more {
             break;
         }
