@@ -26,6 +26,8 @@ TOOLS = ("selfmig", "selfmig+verify", "qemu")
 def tool_of(run):
     if run["tool"] == "selfmig" and run.get("verify_mode", True):
         return "selfmig+verify"
+    if run.get("check"):
+        return "qemu-check"
     return run["tool"]
 
 
@@ -80,6 +82,15 @@ def main():
                   f"{ratio(s['outside_downtime_ms'], q['outside_downtime_ms']):>8} "
                   f"{ratio(s['outside_tcp_gap_ms'], q['outside_tcp_gap_ms']):>8} "
                   f"{ratio(s['total_ms'], q['total_ms']):>9} {ratio(s['bytes_sent'], q['bytes_sent']):>6}")
+        checks = tools.get("qemu-check", [])
+        if checks:
+            print(f"{'':9} {'':5} {'QEMU memory check (pmemsave, both sides)':40} "
+                  + "; ".join(r["verify"] for r in checks))
+        ours = [r for r in tools.get("selfmig+verify", [])]
+        if ours:
+            ok = sum(1 for r in ours if str(r.get("verify", "")).startswith("passed"))
+            misses = sum(r.get("tracker_misses") or 0 for r in ours)
+            print(f"{'':9} {'':5} {'selfmig verify=1':40} {ok}/{len(ours)} passed, tracker misses {misses}")
         rows.append((f"{wl}\n{mib} MiB", med))
     print(f"(medians of successful runs; ratio = selfmig / QEMU; results in {out})")
     chart(rows, out.rsplit(".", 1)[0] + ".png")
