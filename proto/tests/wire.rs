@@ -279,7 +279,7 @@ fn batch_refuses_bad_compressed_lengths() {
         p[4..8].copy_from_slice(&1u32.to_le_bytes());
         p.extend_from_slice(&(9u64 | (2 << 60)).to_le_bytes());
         p.extend_from_slice(&len.to_le_bytes());
-        p.extend(std::iter::repeat(0xab).take(body));
+        p.resize(p.len() + body, 0xab);
         p
     };
     assert!(PageBatch::decode(&entry(3, 3)).is_ok());
