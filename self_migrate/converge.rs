@@ -11,7 +11,9 @@
 //! stopped now, it would have about `rate × (duration of round k)` pages to
 //! copy; sending them at the measured page rate is the expected transfer
 //! downtime, which `stats` shows live. Pre-copy stops when that fits
-//! `max_downtime_ms`.
+//! `max_downtime_ms` and the pages fit comfortably (half) in the staging
+//! buffer the checkpoint copies them into: a link fast in pages (small,
+//! compressed ones) can promise more pages in 50 ms than the buffer holds.
 //!
 //! A round is *not converging* when the dirty rate is at least 80% of the
 //! page rate, or when it sent no fewer pages than the round before. Then,
@@ -46,6 +48,8 @@ pub(crate) struct Convergence {
     auto_converge: bool,
     /// Bytes after which pre-copy stops (four times the RAM).
     max_bytes: u64,
+    /// Most pages left for the checkpoint.
+    max_pending: u64,
     /// Pages, bytes and nanoseconds spent sending, over all rounds.
     pages: u64,
     bytes: u64,
@@ -66,12 +70,19 @@ pub(crate) struct Convergence {
 }
 
 impl Convergence {
-    /// A policy for a guest of `ram_pages` pages.
-    pub(crate) fn new(max_downtime_ms: u32, auto_converge: bool, ram_pages: u64) -> Self {
+    /// A policy for a guest of `ram_pages` pages whose checkpoint can
+    /// stage `staging_pages`.
+    pub(crate) fn new(
+        max_downtime_ms: u32,
+        auto_converge: bool,
+        ram_pages: u64,
+        staging_pages: u64,
+    ) -> Self {
         Self {
             max_downtime_ns: u64::from(max_downtime_ms) * 1_000_000,
             auto_converge,
             max_bytes: ram_pages.saturating_mul(PAGE_SIZE as u64).saturating_mul(4),
+            max_pending: staging_pages / 2,
             pages: 0,
             bytes: 0,
             ns: 0,
@@ -128,7 +139,7 @@ impl Convergence {
             .checked_div(self.page_rate)
             .unwrap_or(u64::MAX);
         self.expected_us = transfer_ns / 1000;
-        if transfer_ns <= self.max_downtime_ns || pages == 0 {
+        if (transfer_ns <= self.max_downtime_ns && pending <= self.max_pending) || pages == 0 {
             return Decision::Checkpoint;
         }
         if round >= MAX_ROUNDS || total_bytes >= self.max_bytes {

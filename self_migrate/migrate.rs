@@ -235,7 +235,12 @@ fn session(
     }
 
     control::update(|s, _| s.state = State::Precopy);
-    let mut policy = Convergence::new(req.max_downtime_ms, req.auto_converge, desc.total_pages());
+    let mut policy = Convergence::new(
+        req.max_downtime_ms,
+        req.auto_converge,
+        desc.total_pages(),
+        STAGING_PAGES as u64,
+    );
     let mut throttle = Throttle::new().context("cannot allocate the throttle")?;
     let mut round = 0;
     loop {
@@ -244,25 +249,7 @@ fn session(
         let (ns, bytes) = ((now_ns() - t0) as u64, chan.bytes_sent - bytes0);
         let decision = policy.after_round(round, sent, bytes, ns, chan.bytes_sent);
         if decision == Decision::Throttle {
-            let mut heavy = KVVec::new();
-            tracker
-                .heavy_dirtiers(&mut heavy)
-                .context("cannot list the dirtying tasks")?;
-            // Aim at a dirty rate of 1/32 of the link's page rate: the
-            // measured rate is a floor (a round sees each page once, however
-            // often it was written).
-            let target = policy.page_rate / 32;
-            let share = throttle.tighten(&heavy, target, policy.dirty_rate);
-            pr_info!(
-                "round {}: the guest dirties {} pages/s against {} pages/s ({} KiB/s) sent; {} threads of {} processes throttled to {} basis points of a CPU\n",
-                round,
-                policy.dirty_rate,
-                policy.page_rate,
-                policy.bandwidth / 1024,
-                throttle.threads(),
-                heavy.len(),
-                share
-            );
+            throttle_dirtiers(&mut tracker, &mut throttle, &policy, round)?;
         }
         control::update(|s, x| {
             s.expected_downtime_us = policy.expected_us;
@@ -338,6 +325,15 @@ fn session(
                 announce::reprogram();
                 drop(fence);
                 control::update(|s, _| s.state = State::Precopy);
+                // More changed than the buffer holds: the dirtiers outran
+                // the estimate. Brake them harder before trying again.
+                if req.auto_converge {
+                    throttle_dirtiers(&mut tracker, &mut throttle, &policy, round)?;
+                    control::update(|_, x| {
+                        x.throttle_share_bp = throttle.share();
+                        x.throttled_threads = throttle.threads() as u32;
+                    });
+                }
                 round += 1;
                 precopy::round(chan, desc, &mut tracker, &mut packer, &mut buf, round)?;
             }
@@ -351,6 +347,34 @@ fn session(
         ENOSPC,
         "the guest changes memory faster than it can be staged",
     ))
+}
+
+/// Throttles the processes that dirty the most (auto-converge): aims at a
+/// dirty rate of 1/32 of the link's page rate (the measured rate is a
+/// floor: a round sees each page once, however often it was written).
+fn throttle_dirtiers(
+    tracker: &mut PageTracker,
+    throttle: &mut Throttle,
+    policy: &Convergence,
+    round: u32,
+) -> Result<(), Failure> {
+    let mut heavy = KVVec::new();
+    tracker
+        .heavy_dirtiers(&mut heavy)
+        .context("cannot list the dirtying tasks")?;
+    let target = policy.page_rate / 32;
+    let share = throttle.tighten(&heavy, target, policy.dirty_rate);
+    pr_info!(
+        "round {}: the guest dirties {} pages/s against {} pages/s ({} KiB/s) sent; {} threads of {} processes throttled to {} basis points of a CPU\n",
+        round,
+        policy.dirty_rate,
+        policy.page_rate,
+        policy.bandwidth / 1024,
+        throttle.threads(),
+        heavy.len(),
+        share
+    );
+    Ok(())
 }
 
 /// The target holds the complete image: commit, and stop for good.
