@@ -3,7 +3,7 @@
 //! The attributes of `/sys/kernel/self_migrate/` (see
 //! `Documentation/ABI/testing/sysfs-kernel-self_migrate`).
 
-use crate::control::{self, Tracker};
+use crate::control::{self, Settings, Tracker};
 use crate::proto::uapi::{self, ControlError, Endpoint, MAX_TOKEN_LEN};
 use crate::refuse::refuse;
 use crate::sysfs::{Attr, ShowBuf};
@@ -44,40 +44,46 @@ fn max_downtime_store(input: &[u8]) -> Result {
     control::with(|c| c.settings.max_downtime_ms = v)
 }
 
+/// Shows a 0/1 setting.
+fn show_flag(out: &mut ShowBuf<'_>, get: fn(&Settings) -> bool) -> Result {
+    let v = control::with(|c| get(&c.settings))?;
+    out.line(format_args!("{}", u8::from(v)))
+}
+
+/// Sets a 0/1 setting; anything else is refused in `name`'s words.
+fn store_flag(input: &[u8], name: &'static str, set: fn(&mut Settings, bool)) -> Result {
+    let v = uapi::parse_bool(input).map_err(|e| refuse(name, e))?;
+    control::with(|c| set(&mut c.settings, v))
+}
+
 /// Shows whether verify mode is on.
 fn verify_show(out: &mut ShowBuf<'_>) -> Result {
-    let v = control::with(|c| c.settings.verify)?;
-    out.line(format_args!("{}", u8::from(v)))
+    show_flag(out, |s| s.verify)
 }
 
 /// Turns verify mode on or off.
 fn verify_store(input: &[u8]) -> Result {
-    let v = uapi::parse_bool(input).map_err(|e| refuse("verify", e))?;
-    control::with(|c| c.settings.verify = v)
+    store_flag(input, "verify", |s, v| s.verify = v)
 }
 
 /// Shows whether guest-side auto-converge is on.
 fn auto_converge_show(out: &mut ShowBuf<'_>) -> Result {
-    let v = control::with(|c| c.settings.auto_converge)?;
-    out.line(format_args!("{}", u8::from(v)))
+    show_flag(out, |s| s.auto_converge)
 }
 
 /// Turns guest-side auto-converge on or off.
 fn auto_converge_store(input: &[u8]) -> Result {
-    let v = uapi::parse_bool(input).map_err(|e| refuse("auto_converge", e))?;
-    control::with(|c| c.settings.auto_converge = v)
+    store_flag(input, "auto_converge", |s, v| s.auto_converge = v)
 }
 
 /// Shows whether pages are LZ4-compressed.
 fn compress_show(out: &mut ShowBuf<'_>) -> Result {
-    let v = control::with(|c| c.settings.compress)?;
-    out.line(format_args!("{}", u8::from(v)))
+    show_flag(out, |s| s.compress)
 }
 
 /// Turns LZ4 compression of pages on or off.
 fn compress_store(input: &[u8]) -> Result {
-    let v = uapi::parse_bool(input).map_err(|e| refuse("compress", e))?;
-    control::with(|c| c.settings.compress = v)
+    store_flag(input, "compress", |s, v| s.compress = v)
 }
 
 /// Shows the tracker.
