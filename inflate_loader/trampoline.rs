@@ -55,19 +55,43 @@ core::arch::global_asm!(
     // must invalidate what it translated), and on hardware a read of the
     // destination is cheap next to the copy.
     "xor ecx, ecx",
+    // 64 bytes per iteration: the differences of eight words are or-ed
+    // together, one branch per block (an emulator pays per branch as well
+    // as per access).
     "7:",
     "mov rax, [rsi + rcx]",
-    "cmp rax, [rdi + rcx]",
-    "jne 8f",
-    "add ecx, 8",
+    "xor rax, [rdi + rcx]",
+    "mov rbx, [rsi + rcx + 8]",
+    "xor rbx, [rdi + rcx + 8]",
+    "or rax, rbx",
+    "mov rbx, [rsi + rcx + 16]",
+    "xor rbx, [rdi + rcx + 16]",
+    "or rax, rbx",
+    "mov rbx, [rsi + rcx + 24]",
+    "xor rbx, [rdi + rcx + 24]",
+    "or rax, rbx",
+    "mov rbx, [rsi + rcx + 32]",
+    "xor rbx, [rdi + rcx + 32]",
+    "or rax, rbx",
+    "mov rbx, [rsi + rcx + 40]",
+    "xor rbx, [rdi + rcx + 40]",
+    "or rax, rbx",
+    "mov rbx, [rsi + rcx + 48]",
+    "xor rbx, [rdi + rcx + 48]",
+    "or rax, rbx",
+    "mov rbx, [rsi + rcx + 56]",
+    "xor rbx, [rdi + rcx + 56]",
+    "or rax, rbx",
+    "jnz 8f",
+    "add ecx, 64",
     "cmp ecx, 4096",
     "jb 7b",
     "inc r8",
     "jmp 9f",
     // From the 64-byte block holding the first difference to the end of
-    // the page, 64 bytes per iteration through registers.
+    // the page (ecx is a multiple of 64), 64 bytes per iteration through
+    // registers.
     "8:",
-    "and ecx, -64",
     "add rsi, rcx",
     "add rdi, rcx",
     "neg ecx",
