@@ -99,13 +99,16 @@ impl CopyJob<'_> {
             us[i] = tsc_delta_us(prev, t, khz);
             prev = t.max(prev);
         }
+        let (walked, skipped) = self.found.map_or((0, 0), |f| (f.tables, f.tables_skipped));
         pr_info!(
-            "checkpoint: CPUs offline {} us, devices frozen {}, late {}, syscore {}, harvest {}, copy {} ({} pages hashed, {} staged)\n",
+            "checkpoint: CPUs offline {} us, devices frozen {}, late {}, syscore {}, harvest {} ({} tables walked, {} skipped), copy {} ({} pages hashed, {} staged)\n",
             us[0],
             us[1],
             us[2],
             us[3],
             us[4],
+            walked,
+            skipped,
             us[5],
             self.hashed,
             self.staging.len()

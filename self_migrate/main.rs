@@ -9,6 +9,7 @@ use kernel::c_str;
 use kernel::prelude::*;
 
 mod address_spaces;
+mod ages;
 mod announce;
 #[path = "bindings_generated.rs"]
 mod bindings;
@@ -57,6 +58,7 @@ mod refuse;
 mod shim;
 #[path = "../ksupport/socket.rs"]
 mod socket;
+mod split;
 mod staging;
 #[path = "../ksupport/sysfs.rs"]
 mod sysfs;

@@ -39,6 +39,7 @@ use crate::proto::wire::{
 };
 use crate::shim;
 use crate::socket::TcpStream;
+use crate::split::Splits;
 use crate::staging::Staging;
 use crate::throttle::Throttle;
 use crate::tracker::Tracker as PageTracker;
@@ -204,6 +205,8 @@ fn session(
     control::update(|_, x| x.tracker_used = Some(req.tracker));
     let mut tracker = PageTracker::new(desc, req.tracker == Tracker::Paging)
         .context("cannot allocate the dirty tracker")?;
+    // Joined again when the session ends, here or on the target.
+    let _splits = (req.tracker == Tracker::Paging).then(|| Splits::new(desc));
     let mut buf = KVVec::from_elem(0u8, HEADER_LEN + MAX_PAYLOAD + TAG_LEN, GFP_KERNEL)
         .map_err(|_| ENOMEM)
         .context("cannot allocate the send buffer")?;

@@ -83,6 +83,8 @@ pub(crate) struct Leaf<'a> {
     pub(crate) pfn: u64,
     /// Frames it maps.
     pub(crate) pages: u64,
+    /// The frame of the table holding the entry.
+    pub(crate) table: u64,
 }
 
 /// What the walk calls.
@@ -95,6 +97,27 @@ pub(crate) trait Visitor {
     /// PROT_NONE mapping). Returns `false` to stop the walk *before* it:
     /// the walk then returns this leaf's address, to resume from.
     fn leaf(&mut self, leaf: Leaf<'_>) -> bool;
+
+    /// Whether a 4 KiB entry with this value needs no call to
+    /// [`Self::leaf`]: a cheap test the walk makes first, since most
+    /// entries of a harvest are of no interest.
+    fn boring(&self, _value: u64) -> bool {
+        false
+    }
+
+    /// Whether to walk the table at frame `child`, which `entry` (of the
+    /// table at frame `table`, read as `value`, covering `1 << shift`
+    /// bytes) points to.
+    fn descend(
+        &mut self,
+        _entry: &AtomicU64,
+        _value: u64,
+        _shift: u32,
+        _table: u64,
+        _child: u64,
+    ) -> bool {
+        true
+    }
 }
 
 /// The entries of the table at physical address `pa`.
@@ -132,21 +155,26 @@ fn walk_table(
 ) -> Option<u64> {
     visitor.table(pa >> PAGE_SHIFT);
     let span = 1u64 << shift;
-    let first = start.saturating_sub(base) >> shift;
-    for (i, entry) in table(pa).iter().enumerate().skip(first as usize) {
-        let addr = base + i as u64 * span;
-        if addr >= end {
-            break;
-        }
+    let first = (start.saturating_sub(base) >> shift).min(ENTRIES) as usize;
+    let last = end.saturating_sub(base).div_ceil(span).min(ENTRIES) as usize;
+    let entries = table(pa).get(first..last).unwrap_or(&[]);
+    for (i, entry) in (first..).zip(entries) {
         let value = entry.load(Ordering::Relaxed);
+        if shift == PAGE_SHIFT && visitor.boring(value) {
+            continue;
+        }
+        let addr = base + i as u64 * span;
         let present = value & PRESENT != 0;
         let leaf = shift == PAGE_SHIFT || value & PSE != 0;
         if !(present || (leaf && value & PROTNONE != 0)) {
             continue;
         }
         if !leaf {
-            if let Some(next) = walk_table(value & ADDR_MASK, shift - 9, addr, start, end, visitor)
-            {
+            let child = value & ADDR_MASK;
+            if !visitor.descend(entry, value, shift, pa >> PAGE_SHIFT, child >> PAGE_SHIFT) {
+                continue;
+            }
+            if let Some(next) = walk_table(child, shift - 9, addr, start, end, visitor) {
                 return Some(next);
             }
             continue;
@@ -157,6 +185,7 @@ fn walk_table(
             value,
             pfn: (value & mask) >> PAGE_SHIFT,
             pages: span >> PAGE_SHIFT,
+            table: pa >> PAGE_SHIFT,
         };
         if !visitor.leaf(found) {
             return Some(addr);

@@ -12,8 +12,10 @@
 //! before the flush, hence before the read, or sets the bit again.
 //!
 //! What the bits do not show is marked too:
-//! - every page table walked (the CPU sets Accessed and Dirty bits in them
-//!   without going through any mapping of the table);
+//! - every page table of the user half walked, the root, and every kernel
+//!   table holding a dirty leaf (the CPU sets Accessed and Dirty bits in
+//!   tables without going through any mapping of them; kernel entries are
+//!   made with Accessed set);
 //! - every frame a present read-only kernel mapping points at (kernel and
 //!   module text is only ever changed through the temporary mapping of
 //!   `text_poke()`, whose entry is cleared after use);
@@ -25,12 +27,14 @@
 //! user entry's cleared Dirty bit moves into its folio
 //! (`folio_mark_dirty()`), as the kernel does when it write-protects or
 //! unmaps a page, or writeback and swap would take the page for clean.
-//! The direct map keeps its 2 MiB and 1 GiB pages: a dirty large page marks
-//! all its frames, and the tracker's content hash decides which of them
-//! really changed (see `Documentation/selfmig/design.rst`, "Dirty
-//! tracking", for this choice, its cost and the races).
+//! A dirty large page marks all its frames, and the tracker's content hash
+//! decides which of them really changed; [`crate::split`] maps RAM with
+//! 4 KiB pages for the migration so that few are large (see
+//! `Documentation/selfmig/design.rst`, "Dirty tracking", for the costs and
+//! the races).
 
 use crate::address_spaces::{AddressSpaces, MAX_ADDRESS_SPACES};
+use crate::ages::TableAges;
 use crate::bindings;
 use crate::dma::DeviceRings;
 #[cfg(CONFIG_MMU_NOTIFIER)]
@@ -40,7 +44,7 @@ use crate::pagetable::{
 };
 use crate::pm;
 use crate::shim::{self, FolioRef};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
 
 /// One bit per frame: set when the frame may have changed since the bits
@@ -75,6 +79,13 @@ impl DirtyMap {
                 *w |= mask;
             }
             p += n;
+        }
+    }
+
+    /// Clears the mark of `pfn`.
+    pub(crate) fn unmark(&mut self, pfn: u64) {
+        if let Some(w) = self.words.get_mut((pfn / 64) as usize) {
+            *w &= !(1 << (pfn % 64));
         }
     }
 
@@ -143,6 +154,8 @@ pub(crate) struct Found {
     pub(crate) tables: u64,
     /// Address spaces walked.
     pub(crate) address_spaces: u64,
+    /// Kernel 4 KiB tables skipped (see [`crate::ages`]).
+    pub(crate) tables_skipped: u64,
 }
 
 /// Walks the page tables and reads (and in live rounds clears) their Dirty
@@ -161,6 +174,8 @@ pub(crate) struct Harvester {
     /// What the kernel unmapped between harvests.
     #[cfg(CONFIG_MMU_NOTIFIER)]
     notifiers: Notifiers,
+    /// Which kernel tables can be skipped.
+    ages: TableAges,
 }
 
 impl Harvester {
@@ -169,7 +184,6 @@ impl Harvester {
     pub(crate) fn new(frames: u64) -> Result<Self> {
         #[cfg(not(CONFIG_MMU_NOTIFIER))]
         {
-            let _ = frames;
             pr_warn!(
                 "kernel without CONFIG_MMU_NOTIFIER: a page written through a shared mapping that is unmapped between rounds can be missed (verify=1 would catch it)\n"
             );
@@ -183,6 +197,7 @@ impl Harvester {
             counts: KVVec::from_elem(0, MAX_ADDRESS_SPACES, GFP_KERNEL)?,
             #[cfg(CONFIG_MMU_NOTIFIER)]
             notifiers: Notifiers::new(frames)?,
+            ages: TableAges::new(frames)?,
         })
     }
 
@@ -232,10 +247,30 @@ impl Harvester {
             }
         }
         self.older.release();
+        self.ages.begin();
+        let mut aging = Aging {
+            map: &mut *map,
+            ages: &mut self.ages,
+        };
+        pm::irqs_off();
+        pagetable::walk(
+            self.paging,
+            pagetable::kernel_root(),
+            self.paging.half(),
+            self.paging.end(),
+            &mut aging,
+        );
+        pm::irqs_on();
+        // From here on, a Dirty bit set in a 4 KiB kernel table takes a
+        // walk through its entry, which sets the Accessed bit again.
+        shim::flush_tlb_everywhere();
         let mut kernel = KernelHalf {
             map,
             clear: true,
+            root_marked: false,
             found: &mut found,
+            ages: &mut self.ages,
+            last_child: u64::MAX,
         };
         pm::irqs_off();
         pagetable::walk(
@@ -313,7 +348,10 @@ impl Harvester {
         let mut kernel = KernelHalf {
             map,
             clear: false,
+            root_marked: false,
             found: &mut found,
+            ages: &mut self.ages,
+            last_child: u64::MAX,
         };
         pagetable::walk(
             self.paging,
@@ -325,12 +363,17 @@ impl Harvester {
         Ok(found)
     }
 
-    /// The notifiers' storage, to leave out of the image.
-    pub(crate) fn storage(&self) -> Option<(*const u8, usize)> {
+    /// Calls `f` with each buffer a harvest writes (the notifiers' marks,
+    /// the table ages), to leave out of the image.
+    pub(crate) fn for_each_storage(&self, mut f: impl FnMut(*const u8, usize)) {
         #[cfg(CONFIG_MMU_NOTIFIER)]
-        return Some(self.notifiers.storage());
-        #[cfg(not(CONFIG_MMU_NOTIFIER))]
-        None
+        {
+            let (addr, len) = self.notifiers.storage();
+            f(addr, len);
+        }
+        for (addr, len) in self.ages.storage() {
+            f(addr, len);
+        }
     }
 
     /// Marks every frame of a virtio ring recorded so far.
@@ -404,6 +447,10 @@ impl Visitor for UserHalf<'_> {
         self.map.mark(pfn, 1);
     }
 
+    fn boring(&self, value: u64) -> bool {
+        value & USER_DIRTY == 0
+    }
+
     fn leaf(&mut self, leaf: Leaf<'_>) -> bool {
         if leaf.value & USER_DIRTY == 0 {
             return true;
@@ -460,13 +507,68 @@ impl Visitor for UserHalf<'_> {
 struct KernelHalf<'a> {
     map: &'a mut DirtyMap,
     clear: bool,
+    /// Whether the root table (the first one visited) was marked.
+    root_marked: bool,
     found: &'a mut Found,
+    ages: &'a mut TableAges,
+    /// The last table descended into: a run of entries pointing to the
+    /// same table (espfix maps one page over 4 GiB this way) is walked
+    /// once.
+    last_child: u64,
 }
 
+/// Span of an entry that points to a table of 4 KiB entries.
+const PMD_SHIFT: u32 = 21;
+
 impl Visitor for KernelHalf<'_> {
+    /// Marks only the root: it is an address space's top-level table,
+    /// whose user half matters. Below it, every change to a kernel table is
+    /// a write through the direct map or the kernel image mapping, whose
+    /// Dirty bits this walk harvests, or the CPU setting a leaf's Dirty bit,
+    /// which marks the leaf's table in [`Self::leaf`] (kernel entries are
+    /// made with Accessed set, so the CPU never sets it).
     fn table(&mut self, pfn: u64) {
         self.found.tables += 1;
-        self.map.mark(pfn, 1);
+        if !self.root_marked {
+            self.root_marked = true;
+            self.map.mark(pfn, 1);
+        }
+    }
+
+    /// Absent, or writable and clean.
+    fn boring(&self, value: u64) -> bool {
+        value & PRESENT == 0 || value & (RW | DIRTY) == RW
+    }
+
+    /// Skips a 4 KiB table no CPU can have written through since it was
+    /// last walked (see [`crate::ages`]).
+    fn descend(
+        &mut self,
+        _entry: &AtomicU64,
+        value: u64,
+        shift: u32,
+        table: u64,
+        child: u64,
+    ) -> bool {
+        if child == self.last_child {
+            self.found.tables_skipped += 1;
+            return false;
+        }
+        self.last_child = child;
+        if shift != PMD_SHIFT {
+            return true;
+        }
+        // The CPU sets Accessed bits here through no mapping.
+        self.map.mark(table, 1);
+        let accessed = value & ACCESSED != 0;
+        if !self.ages.must_walk(child, accessed, self.clear) {
+            self.found.tables_skipped += 1;
+            return false;
+        }
+        if self.clear {
+            self.ages.walking(child);
+        }
+        true
     }
 
     fn leaf(&mut self, leaf: Leaf<'_>) -> bool {
@@ -476,6 +578,7 @@ impl Visitor for KernelHalf<'_> {
         if leaf.value & RW == 0 {
             // Changed only through aliases the walk cannot see (text_poke).
             self.map.mark(leaf.pfn, leaf.pages);
+            self.ages.saw_read_only(leaf.table);
             return true;
         }
         if leaf.value & DIRTY == 0 {
@@ -483,9 +586,51 @@ impl Visitor for KernelHalf<'_> {
         }
         self.found.dirty_leaves += 1;
         self.map.mark(leaf.pfn, leaf.pages);
+        self.ages.saw_written(leaf.pfn, leaf.pages);
+        // The CPU set that bit in the table, through no mapping.
+        self.map.mark(leaf.table, 1);
         if self.clear {
             leaf.entry.fetch_and(!DIRTY, Ordering::AcqRel);
         }
+        true
+    }
+}
+
+/// Clears the Accessed bits of the kernel's entries to 4 KiB tables, the
+/// first step of a live harvest (see [`crate::ages`]).
+struct Aging<'a> {
+    map: &'a mut DirtyMap,
+    ages: &'a mut TableAges,
+}
+
+impl Visitor for Aging<'_> {
+    fn table(&mut self, _pfn: u64) {}
+
+    fn boring(&self, _value: u64) -> bool {
+        true
+    }
+
+    fn descend(
+        &mut self,
+        entry: &AtomicU64,
+        value: u64,
+        shift: u32,
+        table: u64,
+        child: u64,
+    ) -> bool {
+        if shift != PMD_SHIFT {
+            return true;
+        }
+        if value & ACCESSED != 0 && entry.fetch_and(!ACCESSED, Ordering::AcqRel) & ACCESSED != 0 {
+            self.ages.was_accessed(child);
+            // A software write, but the CPU may set the bit again at any
+            // time through no mapping: the table goes with this round.
+            self.map.mark(table, 1);
+        }
+        false
+    }
+
+    fn leaf(&mut self, _leaf: Leaf<'_>) -> bool {
         true
     }
 }

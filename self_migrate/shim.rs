@@ -48,6 +48,17 @@ pub(crate) fn kaddr_to_pfn(addr: usize) -> u64 {
     unsafe { bindings::selfmig_kaddr_to_pfn(addr as *const _) as u64 }
 }
 
+/// The frame of the kernel page table holding the leaf entry that maps
+/// `addr`, if it is mapped.
+pub(crate) fn leaf_table_pfn(addr: usize) -> Option<u64> {
+    let mut level = 0u32;
+    // SAFETY: Only walks the kernel page tables; callers pass addresses of
+    // live kernel buffers, whose tables are not freed meanwhile.
+    let entry = unsafe { bindings::lookup_address(addr as _, &mut level) };
+    // Below the top level, tables are reached through the direct map.
+    (!entry.is_null()).then(|| kaddr_to_pfn(entry as usize))
+}
+
 /// Drops a net device reference taken by `dev_get_by_index()`.
 pub(crate) fn dev_put(dev: *mut bindings::net_device) {
     // SAFETY: Callers pass a device they hold a reference to.

@@ -40,6 +40,9 @@ struct Paging {
 pub(crate) struct Tracker {
     hashes: KVVec<u64>,
     paging: Option<Paging>,
+    /// The kernel page tables holding the entries that map excluded
+    /// buffers (see [`Self::exclude`]).
+    owner_tables: KVec<u64>,
 }
 
 impl Tracker {
@@ -57,6 +60,7 @@ impl Tracker {
         Ok(Self {
             hashes: KVVec::from_elem(NEVER_SENT, end as usize, GFP_KERNEL)?,
             paging,
+            owner_tables: KVec::new(),
         })
     }
 
@@ -74,7 +78,13 @@ impl Tracker {
     /// with [`Self::release`] afterwards.
     pub(crate) fn peek(&mut self) -> Result<Option<Found>> {
         match self.paging.as_mut() {
-            Some(p) => p.harvester.peek(&mut p.dirty).map(Some),
+            Some(p) => {
+                let found = p.harvester.peek(&mut p.dirty)?;
+                for &table in self.owner_tables.iter() {
+                    p.dirty.mark(table, 1);
+                }
+                Ok(Some(found))
+            }
             None => Ok(None),
         }
     }
@@ -137,12 +147,25 @@ impl Tracker {
     /// Leaves the frames backing `len` bytes at `addr` (a vmalloc or
     /// linear-map buffer) out of the image: they hold migration state, not
     /// guest state, and change while the checkpoint is taken.
+    ///
+    /// The page tables mapping the buffer stay in the image, and the
+    /// checkpoint's own writes to the buffer change them (the CPU sets the
+    /// entries' Dirty bits) after its harvest: they are hashed in every
+    /// checkpoint.
     pub(crate) fn exclude(&mut self, addr: *const u8, len: usize) {
         let mut page = addr as usize & !(PAGE_SIZE - 1);
         while page < addr as usize + len {
             let pfn = shim::kaddr_to_pfn(page) as usize;
             if let Some(h) = self.hashes.get_mut(pfn) {
                 *h = EXCLUDED;
+            }
+            if let Some(table) = shim::leaf_table_pfn(page) {
+                if !self.owner_tables.contains(&table) {
+                    // Without it a checkpoint could send such a table
+                    // without the Dirty bits set after the harvest, which
+                    // nothing reads but `verify=1` would flag.
+                    let _ = self.owner_tables.push(table, GFP_KERNEL);
+                }
             }
             page += PAGE_SIZE;
         }
@@ -164,7 +187,14 @@ impl Tracker {
         if let Some((addr, len)) = self.paging.as_ref().map(|p| p.dirty.storage()) {
             self.exclude(addr, len);
         }
-        if let Some((addr, len)) = self.paging.as_ref().and_then(|p| p.harvester.storage()) {
+        let mut buffers = KVec::new();
+        if let Some(p) = self.paging.as_ref() {
+            p.harvester.for_each_storage(|addr, len| {
+                // At most a handful: the reservation cannot fail for real.
+                let _ = buffers.push((addr, len), GFP_KERNEL);
+            });
+        }
+        for (addr, len) in buffers {
             self.exclude(addr, len);
         }
     }
