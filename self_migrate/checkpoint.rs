@@ -99,9 +99,11 @@ impl CopyJob<'_> {
             us[i] = tsc_delta_us(prev, t, khz);
             prev = t.max(prev);
         }
-        let (walked, skipped) = self.found.map_or((0, 0), |f| (f.tables, f.tables_skipped));
+        let (walked, skipped, text) = self.found.map_or((0, 0, true), |f| {
+            (f.tables, f.tables_skipped, f.text_marked)
+        });
         pr_info!(
-            "checkpoint: CPUs offline {} us, devices frozen {}, late {}, syscore {}, harvest {} ({} tables walked, {} skipped), copy {} ({} pages hashed, {} staged)\n",
+            "checkpoint: CPUs offline {} us, devices frozen {}, late {}, syscore {}, harvest {} ({} tables walked, {} skipped, text {}), copy {} ({} pages hashed, {} staged)\n",
             us[0],
             us[1],
             us[2],
@@ -109,6 +111,7 @@ impl CopyJob<'_> {
             us[4],
             walked,
             skipped,
+            if text { "hashed" } else { "unchanged" },
             us[5],
             self.hashed,
             self.staging.len()

@@ -63,6 +63,7 @@ mod staging;
 #[path = "../ksupport/sysfs.rs"]
 mod sysfs;
 mod sysfs_attrs;
+mod text_poke;
 mod throttle;
 mod tracker;
 #[path = "../ksupport/tsc.rs"]

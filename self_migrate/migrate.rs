@@ -207,6 +207,7 @@ fn session(
         .context("cannot allocate the dirty tracker")?;
     // Joined again when the session ends, here or on the target.
     let _splits = (req.tracker == Tracker::Paging).then(|| Splits::new(desc));
+    tracker.watch_text();
     let mut buf = KVVec::from_elem(0u8, HEADER_LEN + MAX_PAYLOAD + TAG_LEN, GFP_KERNEL)
         .map_err(|_| ENOMEM)
         .context("cannot allocate the send buffer")?;

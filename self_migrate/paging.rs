@@ -18,7 +18,9 @@
 //!   made with Accessed set);
 //! - every frame a present read-only kernel mapping points at (kernel and
 //!   module text is only ever changed through the temporary mapping of
-//!   `text_poke()`, whose entry is cleared after use);
+//!   `text_poke()`, whose entry is cleared after use), in every harvest
+//!   or, once [`crate::text_poke`] found that mapping's page table, in a
+//!   harvest that finds the table written;
 //! - every frame of a virtio ring, which devices write directly (see
 //!   [`crate::dma::DeviceRings`]).
 //!
@@ -79,6 +81,13 @@ impl DirtyMap {
                 *w |= mask;
             }
             p += n;
+        }
+    }
+
+    /// Marks every frame `other` marks (a map of the same size).
+    pub(crate) fn add(&mut self, other: &DirtyMap) {
+        for (w, o) in self.words.iter_mut().zip(other.words.iter()) {
+            *w |= *o;
         }
     }
 
@@ -156,6 +165,9 @@ pub(crate) struct Found {
     pub(crate) address_spaces: u64,
     /// Kernel 4 KiB tables skipped (see [`crate::ages`]).
     pub(crate) tables_skipped: u64,
+    /// Whether kernel text may have changed since the last harvest (always
+    /// if that cannot be told), hence read-only frames were marked.
+    pub(crate) text_marked: bool,
 }
 
 /// Walks the page tables and reads (and in live rounds clears) their Dirty
@@ -176,6 +188,12 @@ pub(crate) struct Harvester {
     notifiers: Notifiers,
     /// Which kernel tables can be skipped.
     ages: TableAges,
+    /// The frame of `text_poke()`'s page table, if found (see
+    /// [`crate::text_poke`]).
+    poke_table: Option<u64>,
+    /// Every frame seen behind a read-only kernel mapping, marked only
+    /// when text may have changed (with `poke_table` known).
+    read_only: DirtyMap,
 }
 
 impl Harvester {
@@ -198,7 +216,26 @@ impl Harvester {
             #[cfg(CONFIG_MMU_NOTIFIER)]
             notifiers: Notifiers::new(frames)?,
             ages: TableAges::new(frames)?,
+            poke_table: None,
+            read_only: DirtyMap::new(frames)?,
         })
+    }
+
+    /// Finds the page table that tells when kernel text changed (see
+    /// [`crate::text_poke`]); until it is found, or if it is not, every
+    /// harvest marks every frame behind a read-only kernel mapping. Call
+    /// before the first harvest, with the direct map split. May sleep.
+    pub(crate) fn watch_text(&mut self) {
+        self.poke_table = crate::text_poke::find_poke_table();
+        match self.poke_table {
+            Some(pfn) => pr_info!(
+                "text_poke()'s page table is frame {:#x}: read-only kernel pages are hashed only after a text change\n",
+                pfn
+            ),
+            None => pr_info!(
+                "text_poke()'s page table not found: read-only kernel pages are hashed in every round\n"
+            ),
+        }
     }
 
     /// A live round's harvest, in process context: marks what changed
@@ -271,6 +308,9 @@ impl Harvester {
             found: &mut found,
             ages: &mut self.ages,
             last_child: u64::MAX,
+            poke_table: self.poke_table,
+            poked: false,
+            read_only: &mut self.read_only,
         };
         pm::irqs_off();
         pagetable::walk(
@@ -280,6 +320,7 @@ impl Harvester {
             self.paging.end(),
             &mut kernel,
         );
+        kernel.finish();
         pm::irqs_on();
         shim::flush_tlb_everywhere();
         Ok(found)
@@ -352,6 +393,9 @@ impl Harvester {
             found: &mut found,
             ages: &mut self.ages,
             last_child: u64::MAX,
+            poke_table: self.poke_table,
+            poked: false,
+            read_only: &mut self.read_only,
         };
         pagetable::walk(
             self.paging,
@@ -360,6 +404,7 @@ impl Harvester {
             self.paging.end(),
             &mut kernel,
         );
+        kernel.finish();
         Ok(found)
     }
 
@@ -374,6 +419,8 @@ impl Harvester {
         for (addr, len) in self.ages.storage() {
             f(addr, len);
         }
+        let (addr, len) = self.read_only.storage();
+        f(addr, len);
     }
 
     /// Marks every frame of a virtio ring recorded so far.
@@ -515,6 +562,23 @@ struct KernelHalf<'a> {
     /// same table (espfix maps one page over 4 GiB this way) is walked
     /// once.
     last_child: u64,
+    /// `text_poke()`'s page table, if known.
+    poke_table: Option<u64>,
+    /// Whether it was written since the last harvest.
+    poked: bool,
+    /// Frames behind read-only entries (with `poke_table` known).
+    read_only: &'a mut DirtyMap,
+}
+
+impl KernelHalf<'_> {
+    /// After the walk: if kernel text may have changed, marks every frame
+    /// behind a read-only entry.
+    fn finish(&mut self) {
+        if self.poked {
+            self.map.add(self.read_only);
+        }
+        self.found.text_marked = self.poked || self.poke_table.is_none();
+    }
 }
 
 /// Span of an entry that points to a table of 4 KiB entries.
@@ -577,12 +641,18 @@ impl Visitor for KernelHalf<'_> {
         }
         if leaf.value & RW == 0 {
             // Changed only through aliases the walk cannot see (text_poke).
-            self.map.mark(leaf.pfn, leaf.pages);
+            match self.poke_table {
+                Some(_) => self.read_only.mark(leaf.pfn, leaf.pages),
+                None => self.map.mark(leaf.pfn, leaf.pages),
+            }
             self.ages.saw_read_only(leaf.table);
             return true;
         }
         if leaf.value & DIRTY == 0 {
             return true;
+        }
+        if self.poke_table == Some(leaf.pfn) && leaf.pages == 1 {
+            self.poked = true;
         }
         self.found.dirty_leaves += 1;
         self.map.mark(leaf.pfn, leaf.pages);

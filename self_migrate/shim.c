@@ -11,6 +11,7 @@
 #include <linux/rcupdate.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
+#include <linux/static_call.h>
 #include <linux/virtio.h>
 #include <asm/tlbflush.h>
 
@@ -233,3 +234,27 @@ void selfmig_vqs_unlock(struct virtio_device *vdev)
 
 /* The crypto API's static inline helpers (ksupport/crypto.rs). */
 #include "../ksupport/crypto_shim.c"
+
+/*
+ * A static call of this module, whose trampoline (in this module's text)
+ * static_call_update() rewrites through text_poke(): the paging tracker
+ * pokes it to find the page table of text_poke()'s temporary mapping
+ * (see text_poke.rs). DEFINE_STATIC_CALL and static_call_update are
+ * macros, hence here.
+ */
+static void selfmig_poke_a(void)
+{
+}
+
+static void selfmig_poke_b(void)
+{
+}
+
+DEFINE_STATIC_CALL(selfmig_poke, selfmig_poke_a);
+
+/* Rewrites the trampoline twice (to b and back), through text_poke(). */
+void selfmig_text_poke_probe(void)
+{
+	static_call_update(selfmig_poke, selfmig_poke_b);
+	static_call_update(selfmig_poke, selfmig_poke_a);
+}

@@ -37,4 +37,6 @@ struct virtio_device;
 void selfmig_vqs_lock(struct virtio_device *vdev);
 void selfmig_vqs_unlock(struct virtio_device *vdev);
 
+void selfmig_text_poke_probe(void);
+
 #endif

@@ -22,6 +22,9 @@ pub(crate) fn page_kind(pfn: u64) -> usize {
     usize::try_from(kind).unwrap_or(0).min(PAGE_KINDS.len() - 1)
 }
 
+/// [`page_kind`] of a page table.
+pub(crate) const KIND_PAGE_TABLE: usize = 1;
+
 /// Names of the kinds [`page_kind`] tells apart.
 pub(crate) const PAGE_KINDS: [&str; 7] = [
     "other",

@@ -64,6 +64,15 @@ impl Tracker {
         })
     }
 
+    /// In paging mode, finds what tells when kernel text changed (see
+    /// [`crate::text_poke`]). Before the first round, with the direct map
+    /// split. May sleep.
+    pub(crate) fn watch_text(&mut self) {
+        if let Some(p) = self.paging.as_mut() {
+            p.harvester.watch_text();
+        }
+    }
+
     /// Before a live round: harvests the Dirty bits (clearing them) into
     /// the dirty map. Does nothing for the hash tracker.
     pub(crate) fn harvest(&mut self) -> Result<Option<Found>> {

@@ -30,7 +30,7 @@ stat() {
 	vm_exec "$1" "sed -n 's/^$2: //p' $SM/stats"
 }
 
-tap_plan 12
+tap_plan 13
 harness_init "$kdir" "$initrd"
 tap_diag "accelerator: $(vm_accel), vCPUs per guest: $smp"
 vm_boot src "$SRC" "$smp"
@@ -101,6 +101,19 @@ downtime_phases() {
 		[ "$(stat src downtime_resume_us)" -gt 0 ]
 }
 tap_result "the migrated guest reports its downtime, phase by phase" downtime_phases
+
+# The paging tracker's precision: RAM mapped with 4 KiB pages for the
+# migration (joined again on the target, by the resumed image), and
+# text_poke()'s page table found (else text is hashed in every round).
+tracker_setup() {
+	local split found joined
+	split=$(grep -ao "split into 4 KiB pages: [0-9]* tables" "$HARNESS_DIR/src.log" | grep -o "[0-9]* tables")
+	found=$(grep -ao "text_poke()'s page table is frame 0x[0-9a-f]*" "$HARNESS_DIR/src.log")
+	joined=$(grep -ao "joined again: [0-9]* tables freed, [0-9]* kept" "$HARNESS_DIR/dst.log")
+	tap_diag "split: ${split:-none}; ${found:-text_poke table not found}; target: ${joined:-not joined}"
+	[ "${split%% *}" -gt 0 ] && [ -n "$found" ] && [[ "$joined" =~ ^"joined again: "[1-9] ]]
+}
+tap_result "RAM mapped with 4 KiB pages for the migration, text_poke()'s table found, joined again on the target" tracker_setup
 
 uevent_seen() {
 	local line
