@@ -5,7 +5,7 @@
 
 use crate::bindings;
 use crate::proto::uapi::Endpoint;
-use crate::socket::{check, sockaddr, Socket, TcpStream};
+use crate::socket::{check, poll_until, sockaddr, Socket, TcpStream};
 use kernel::prelude::*;
 
 impl TcpStream {
@@ -39,10 +39,7 @@ impl TcpStream {
     /// source powers off.
     pub(crate) fn wait_acked(&self, timeout_ms: u32) -> Result {
         let tp = self.sk().cast::<bindings::tcp_sock>();
-        // SAFETY: `ktime_get` has no preconditions.
-        let deadline = unsafe { bindings::ktime_get() } + i64::from(timeout_ms) * 1_000_000;
-        // SAFETY: As above.
-        while unsafe { bindings::ktime_get() } < deadline {
+        let acked = poll_until(timeout_ms, (200, 500), || {
             // SAFETY: A TCP socket's `struct sock` is the start of its
             // `struct tcp_sock`; the fields are read racily, as
             // `tcp_ioctl(SIOCOUTQ)` does.
@@ -52,12 +49,11 @@ impl TcpStream {
                     core::ptr::read_volatile(core::ptr::addr_of!((*tp).write_seq)),
                 )
             };
-            if una == next {
-                return Ok(());
-            }
-            // SAFETY: Sleeping is allowed: process context, no locks held.
-            unsafe { bindings::usleep_range_state(200, 500, bindings::TASK_UNINTERRUPTIBLE) };
+            una == next
+        });
+        match acked {
+            true => Ok(()),
+            false => Err(crate::errno::errno(crate::proto::uapi::ETIMEDOUT)),
         }
-        Err(crate::errno::errno(crate::proto::uapi::ETIMEDOUT))
     }
 }

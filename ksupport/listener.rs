@@ -5,7 +5,7 @@
 use crate::bindings;
 use crate::errno::errno;
 use crate::proto::uapi::{self, Endpoint};
-use crate::socket::{check, sockaddr, Shutdown, Socket, TcpStream};
+use crate::socket::{check, poll_until, sockaddr, Shutdown, Socket, TcpStream};
 use core::ptr::NonNull;
 use kernel::prelude::*;
 
@@ -66,19 +66,9 @@ impl TcpStream {
     pub(crate) fn wait_sent(&self, timeout_ms: u32) -> bool {
         // SAFETY: The socket is live and has a `struct sock`.
         let sk = unsafe { (*self.sock.as_ptr()).sk };
-        // SAFETY: `ktime_get` has no preconditions.
-        let deadline = unsafe { bindings::ktime_get() } + i64::from(timeout_ms) * 1_000_000;
-        loop {
+        poll_until(timeout_ms, (50, 100), || {
             // SAFETY: `sk` is live; the shim reads one refcount.
-            if unsafe { bindings::selfmig_sk_wmem_alloc(sk) } <= 1 {
-                return true;
-            }
-            // SAFETY: As above.
-            if unsafe { bindings::ktime_get() } >= deadline {
-                return false;
-            }
-            // SAFETY: Process context, no locks held.
-            unsafe { bindings::usleep_range_state(50, 100, bindings::TASK_UNINTERRUPTIBLE) };
-        }
+            unsafe { bindings::selfmig_sk_wmem_alloc(sk) <= 1 }
+        })
     }
 }

@@ -24,6 +24,30 @@ pub(crate) fn check(ret: i32) -> Result<i32> {
     }
 }
 
+/// Calls `done` until it holds or `timeout_ms` have passed, sleeping
+/// `min_us` to `max_us` microseconds between calls; returns whether it
+/// held. Process context, no locks held.
+pub(crate) fn poll_until(
+    timeout_ms: u32,
+    (min_us, max_us): (usize, usize),
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    // SAFETY: `ktime_get` has no preconditions.
+    let deadline = unsafe { bindings::ktime_get() } + i64::from(timeout_ms) * 1_000_000;
+    loop {
+        if done() {
+            return true;
+        }
+        // SAFETY: As above.
+        if unsafe { bindings::ktime_get() } >= deadline {
+            return false;
+        }
+        // SAFETY: Sleeping is allowed: process context, no locks held (the
+        // caller's contract).
+        unsafe { bindings::usleep_range_state(min_us, max_us, bindings::TASK_UNINTERRUPTIBLE) };
+    }
+}
+
 /// An IPv4 socket address for `ep`.
 pub(crate) fn sockaddr(ep: &Endpoint) -> bindings::sockaddr_in {
     bindings::sockaddr_in {
