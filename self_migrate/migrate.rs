@@ -496,7 +496,7 @@ fn finish(
             if batch.is_full() {
                 break;
             }
-            packer.push(&mut batch, tracker, pfn, page, &mut tally)?;
+            packer.push_final(&mut batch, tracker, pfn, page, &mut tally)?;
             index += 1;
         }
         precopy::flush(chan, batch, &tally)?;

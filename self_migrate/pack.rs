@@ -88,4 +88,33 @@ impl Packer {
         tally.new += u64::from(new);
         Ok(())
     }
+
+    /// Appends a page copied in the checkpoint (`page` does not change),
+    /// after which the tracker is never consulted again: no snapshot, no
+    /// hash, only the record that the frame is part of the image (to pay
+    /// for it if it is new).
+    pub(crate) fn push_final(
+        &mut self,
+        batch: &mut BatchWriter<'_>,
+        tracker: &mut Tracker,
+        pfn: u64,
+        page: &[u8; PAGE_SIZE],
+        tally: &mut Tally,
+    ) -> Result<(), Failure> {
+        let bad = |_| Failure::new(EINVAL, "bad page frame");
+        if is_zero(page) {
+            batch.push_zero(pfn).map_err(bad)?;
+            tally.zero += 1;
+        } else if self.compress {
+            let lz4 = &mut self.lz4;
+            let compressed = batch
+                .push_compressed(pfn, page, |p, out| lz4.compress(p, out))
+                .map_err(bad)?;
+            tally.compressed += u64::from(compressed);
+        } else {
+            batch.push_data(pfn, page).map_err(bad)?;
+        }
+        tally.new += u64::from(tracker.mark_sent(pfn));
+        Ok(())
+    }
 }

@@ -231,6 +231,14 @@ impl Tracker {
         !matches!(self.hashes.get(pfn as usize), Some(h) if *h != EXCLUDED)
     }
 
+    /// Records that `pfn` was sent in the final round, whose pages are not
+    /// hashed (the tracker is not consulted after it); returns whether the
+    /// frame was never sent before.
+    pub(crate) fn mark_sent(&mut self, pfn: u64) -> bool {
+        // Any value but the two reserved ones: it is never compared.
+        self.record_hash(pfn, NEVER_SENT + 1)
+    }
+
     /// Records the hash of the bytes just sent for `pfn`; returns whether
     /// the frame was never sent before (a new frame of the image, to be
     /// paid for).
