@@ -16,6 +16,9 @@
 #include <linux/pm.h>
 #include <linux/random.h>
 #include <linux/numa.h>
+#include <linux/pci.h>
+#include <linux/device.h>
+#include <linux/virtio.h>
 #include <linux/scatterlist.h>
 #include <linux/socket.h>
 #include <linux/suspend.h>

@@ -14,6 +14,8 @@ mod bindings;
 mod control;
 #[path = "../ksupport/crypto.rs"]
 mod crypto;
+#[path = "../ksupport/devices.rs"]
+mod devices;
 #[path = "../ksupport/errno.rs"]
 mod errno;
 #[path = "../ksupport/failure.rs"]
@@ -35,6 +37,7 @@ mod page_hash;
 mod pm;
 #[path = "../ksupport/proto.rs"]
 pub mod proto;
+mod quiesce;
 mod receiver;
 #[path = "../ksupport/refuse.rs"]
 mod refuse;

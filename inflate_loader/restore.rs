@@ -6,17 +6,18 @@
 //! spare frames that map all RAM at the direct-map addresses (2 MiB pages)
 //! plus the source's resume entry page, the list of slotted pages to copy
 //! home, and the trampoline, all in frames the image does not use. The jump
-//! (after the source's commit): devices quiesced, interrupts off,
-//! `syscore_suspend()`, then the trampoline. Nothing of this kernel runs
-//! after it.
+//! (after the source's commit): devices stopped (see [`crate::quiesce`]),
+//! interrupts off, `syscore_suspend()`, then the trampoline. Nothing of
+//! this kernel runs after it.
 
 use crate::bindings;
 use crate::failure::{Context, Failure};
 use crate::image::{frame_ptr, Image};
-use crate::pm::{self, Msg};
+use crate::pm;
 use crate::proto::handoff::{Handoff, STAMP_OFFSET};
 use crate::proto::machine::MachineDesc;
 use crate::proto::wire::{PageContent, ResumeInfo, PAGE_SIZE};
+use crate::quiesce;
 use crate::trampoline;
 use crate::tsc;
 use kernel::prelude::*;
@@ -219,30 +220,24 @@ pub(crate) fn jump(p: &Prepared, cpus: pm::OfflineCpus, mut handoff: Handoff) ->
     let _sleep = pm::SleepLock::lock();
     // Dropped only if the jump fails: the jump leaves this kernel behind.
     let _rcu = pm::ExpeditedRcu::start();
-    if let Err(e) = pm::dpm_suspend_start(Msg::Quiesce) {
-        pm::dpm_resume_end(Msg::Recover);
-        drop(cpus);
-        return Failure::new(e, "a device refused to quiesce");
-    }
-    if let Err(e) = pm::dpm_suspend_end(Msg::Quiesce) {
-        pm::dpm_resume_start(Msg::Recover);
-        pm::dpm_resume_end(Msg::Recover);
-        drop(cpus);
-        return Failure::new(e, "a device refused to quiesce (late)");
-    }
+    let stopped = match quiesce::stop() {
+        Ok(stopped) => stopped,
+        Err(f) => {
+            drop(cpus);
+            return f;
+        }
+    };
     pm::irqs_off();
     if let Err(e) = pm::syscore_suspend() {
         pm::irqs_on();
-        pm::dpm_resume_start(Msg::Recover);
-        pm::dpm_resume_end(Msg::Recover);
+        quiesce::resume(stopped);
         drop(cpus);
         return Failure::new(e, "syscore_suspend failed");
     }
     if let Err(f) = make_executable(p.trampoline) {
         pm::syscore_resume();
         pm::irqs_on();
-        pm::dpm_resume_start(Msg::Recover);
-        pm::dpm_resume_end(Msg::Recover);
+        quiesce::resume(stopped);
         drop(cpus);
         return f;
     }

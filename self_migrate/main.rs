@@ -22,6 +22,8 @@ mod converge;
 mod cpu_context;
 #[path = "../ksupport/crypto.rs"]
 mod crypto;
+#[path = "../ksupport/devices.rs"]
+mod devices;
 mod dma;
 mod downtime;
 #[path = "../ksupport/errno.rs"]
