@@ -11,8 +11,12 @@
 //! walking through the entry again, which sets its Accessed bit. So the
 //! harvest then walks a table only if its entry's bit was set before the
 //! clearing (writes up to the flush, through cached translations) or is
-//! set again (writes since). The checkpoint's harvest, which changes
-//! nothing, walks a table whose entry's bit is set now.
+//! set again (writes since).
+//!
+//! Only live harvests skip. The checkpoint's harvest walks every table: a
+//! Dirty bit a live harvest did not see is still set then, so whatever
+//! this reasoning missed, the checkpoint still finds (at about 2 ms more
+//! on a 1 GiB guest).
 //!
 //! The harvest also marks the frames behind read-only entries (text,
 //! changed only through `text_poke()`'s own mapping, not through the
@@ -65,13 +69,13 @@ impl TableAges {
         self.recent.mark(table, 1);
     }
 
-    /// Whether the table at frame `table` must be walked, given the
-    /// Accessed bit of the entry pointing to it now; `live` in a live
-    /// harvest (after [`Self::begin`]), not in the checkpoint's.
-    pub(crate) fn must_walk(&self, table: u64, accessed: bool, live: bool) -> bool {
+    /// Whether a live harvest (after [`Self::begin`]) must walk the table
+    /// at frame `table`, given the Accessed bit of the entry pointing to it
+    /// now.
+    pub(crate) fn must_walk(&self, table: u64, accessed: bool) -> bool {
         accessed
-            || self.harvests <= u64::from(live)
-            || (live && self.recent.test(table))
+            || self.harvests <= 1
+            || self.recent.test(table)
             || self.has_ro.test(table)
             || self.written.test(table)
     }

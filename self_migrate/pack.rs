@@ -62,30 +62,15 @@ impl Packer {
         page: &[u8; PAGE_SIZE],
         tally: &mut Tally,
     ) -> Result<(), Failure> {
-        let bad = |_| Failure::new(EINVAL, "bad page frame");
         let scratch: &mut [u8; PAGE_SIZE] = (&mut self.scratch[..])
             .try_into()
             .map_err(|_| Failure::new(EINVAL, "scratch page has the wrong size"))?;
         scratch.copy_from_slice(page);
-        let new = if is_zero(scratch) {
-            batch.push_zero(pfn).map_err(bad)?;
-            tally.zero += 1;
-            tracker.record_hash(pfn, self.zero_hash)
-        } else {
-            let hash = page_hash(scratch);
-            let compressed = if self.compress {
-                let lz4 = &mut self.lz4;
-                batch
-                    .push_compressed(pfn, scratch, |p, out| lz4.compress(p, out))
-                    .map_err(bad)?
-            } else {
-                batch.push_data(pfn, scratch).map_err(bad)?;
-                false
-            };
-            tally.compressed += u64::from(compressed);
-            tracker.record_hash(pfn, hash)
+        let hash = match pack(&mut self.lz4, self.compress, batch, pfn, scratch, tally)? {
+            true => self.zero_hash,
+            false => page_hash(scratch),
         };
-        tally.new += u64::from(new);
+        tally.new += u64::from(tracker.record_hash(pfn, hash));
         Ok(())
     }
 
@@ -101,20 +86,37 @@ impl Packer {
         page: &[u8; PAGE_SIZE],
         tally: &mut Tally,
     ) -> Result<(), Failure> {
-        let bad = |_| Failure::new(EINVAL, "bad page frame");
-        if is_zero(page) {
-            batch.push_zero(pfn).map_err(bad)?;
-            tally.zero += 1;
-        } else if self.compress {
-            let lz4 = &mut self.lz4;
-            let compressed = batch
-                .push_compressed(pfn, page, |p, out| lz4.compress(p, out))
-                .map_err(bad)?;
-            tally.compressed += u64::from(compressed);
-        } else {
-            batch.push_data(pfn, page).map_err(bad)?;
-        }
+        pack(&mut self.lz4, self.compress, batch, pfn, page, tally)?;
         tally.new += u64::from(tracker.mark_sent(pfn));
         Ok(())
     }
+}
+
+/// Appends `page`, which does not change meanwhile, to `batch`: a zero
+/// marker, an LZ4 block (with `compress`, when it shrinks) or the plain
+/// page; counts it in `tally`. Returns whether the page was zero.
+fn pack(
+    lz4: &mut Compressor,
+    compress: bool,
+    batch: &mut BatchWriter<'_>,
+    pfn: u64,
+    page: &[u8; PAGE_SIZE],
+    tally: &mut Tally,
+) -> Result<bool, Failure> {
+    let bad = |_| Failure::new(EINVAL, "bad page frame");
+    if is_zero(page) {
+        batch.push_zero(pfn).map_err(bad)?;
+        tally.zero += 1;
+        return Ok(true);
+    }
+    let compressed = if compress {
+        batch
+            .push_compressed(pfn, page, |p, out| lz4.compress(p, out))
+            .map_err(bad)?
+    } else {
+        batch.push_data(pfn, page).map_err(bad)?;
+        false
+    };
+    tally.compressed += u64::from(compressed);
+    Ok(false)
 }

@@ -194,6 +194,18 @@ fn walk_table(
     None
 }
 
+/// Walks the whole kernel half, from the root this CPU runs on.
+pub(crate) fn walk_kernel(paging: Paging, visitor: &mut impl Visitor) {
+    walk(paging, kernel_root(), paging.half(), paging.end(), visitor);
+}
+
+/// [`walk_kernel`] with interrupts off (the caller's are on).
+pub(crate) fn walk_kernel_irqs_off(paging: Paging, visitor: &mut impl Visitor) {
+    crate::pm::irqs_off();
+    walk_kernel(paging, visitor);
+    crate::pm::irqs_on();
+}
+
 /// The physical address of the page-table root this CPU runs on (its
 /// kernel half is the same in every address space).
 pub(crate) fn kernel_root() -> u64 {

@@ -289,41 +289,36 @@ impl Harvester {
             map: &mut *map,
             ages: &mut self.ages,
         };
-        pm::irqs_off();
-        pagetable::walk(
-            self.paging,
-            pagetable::kernel_root(),
-            self.paging.half(),
-            self.paging.end(),
-            &mut aging,
-        );
-        pm::irqs_on();
+        pagetable::walk_kernel_irqs_off(self.paging, &mut aging);
         // From here on, a Dirty bit set in a 4 KiB kernel table takes a
         // walk through its entry, which sets the Accessed bit again.
         shim::flush_tlb_everywhere();
+        self.harvest_kernel(map, true, &mut found);
+        shim::flush_tlb_everywhere();
+        Ok(found)
+    }
+
+    /// Walks the kernel half (see [`KernelHalf`]): in a live harvest
+    /// (`clear`, interrupts on, turned off for the walk) clearing the Dirty
+    /// bits, in the checkpoint (interrupts already off) only reading them.
+    fn harvest_kernel(&mut self, map: &mut DirtyMap, clear: bool, found: &mut Found) {
+        let paging = self.paging;
         let mut kernel = KernelHalf {
             map,
-            clear: true,
+            clear,
             root_marked: false,
-            found: &mut found,
+            found,
             ages: &mut self.ages,
             last_child: u64::MAX,
             poke_table: self.poke_table,
             poked: false,
             read_only: &mut self.read_only,
         };
-        pm::irqs_off();
-        pagetable::walk(
-            self.paging,
-            pagetable::kernel_root(),
-            self.paging.half(),
-            self.paging.end(),
-            &mut kernel,
-        );
+        match clear {
+            true => pagetable::walk_kernel_irqs_off(paging, &mut kernel),
+            false => pagetable::walk_kernel(paging, &mut kernel),
+        }
         kernel.finish();
-        pm::irqs_on();
-        shim::flush_tlb_everywhere();
-        Ok(found)
     }
 
     /// Harvests and clears the user half rooted at `root`, in pieces with
@@ -386,25 +381,7 @@ impl Harvester {
                 pagetable::walk(self.paging, list.root(i), 0, end, &mut user);
             }
         }
-        let mut kernel = KernelHalf {
-            map,
-            clear: false,
-            root_marked: false,
-            found: &mut found,
-            ages: &mut self.ages,
-            last_child: u64::MAX,
-            poke_table: self.poke_table,
-            poked: false,
-            read_only: &mut self.read_only,
-        };
-        pagetable::walk(
-            self.paging,
-            pagetable::kernel_root(),
-            end,
-            self.paging.end(),
-            &mut kernel,
-        );
-        kernel.finish();
+        self.harvest_kernel(map, false, &mut found);
         Ok(found)
     }
 
@@ -604,8 +581,9 @@ impl Visitor for KernelHalf<'_> {
         value & PRESENT == 0 || value & (RW | DIRTY) == RW
     }
 
-    /// Skips a 4 KiB table no CPU can have written through since it was
-    /// last walked (see [`crate::ages`]).
+    /// In a live harvest, skips a 4 KiB table no CPU can have written
+    /// through since it was last walked (see [`crate::ages`]); the
+    /// checkpoint walks every table, each run of entries to one table once.
     fn descend(
         &mut self,
         _entry: &AtomicU64,
@@ -625,13 +603,15 @@ impl Visitor for KernelHalf<'_> {
         // The CPU sets Accessed bits here through no mapping.
         self.map.mark(table, 1);
         let accessed = value & ACCESSED != 0;
-        if !self.ages.must_walk(child, accessed, self.clear) {
+        if !self.clear {
+            // The checkpoint walks everything (see `crate::ages`).
+            return true;
+        }
+        if !self.ages.must_walk(child, accessed) {
             self.found.tables_skipped += 1;
             return false;
         }
-        if self.clear {
-            self.ages.walking(child);
-        }
+        self.ages.walking(child);
         true
     }
 

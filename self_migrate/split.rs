@@ -110,9 +110,11 @@ fn direct_map_base() -> u64 {
 
 /// Collects the large writable entries that map RAM.
 struct Finder<'a> {
+    /// The RAM map.
     desc: &'a MachineDesc,
     /// Only entries of this size ([`PMD_PAGES`] or [`PUD_PAGES`]).
     pages: u64,
+    /// The entries found and their values (capacity reserved).
     found: &'a mut KVec<(*const AtomicU64, u64)>,
 }
 
@@ -144,6 +146,7 @@ impl Visitor for Finder<'_> {
 
 /// The large mappings split for a migration, joined again on drop.
 pub(crate) struct Splits {
+    /// Every entry replaced, 1 GiB ones first.
     splits: KVec<Split>,
 }
 
@@ -177,7 +180,7 @@ impl Splits {
                 pages,
                 found: &mut found,
             };
-            walk_kernel_half(paging, &mut finder);
+            pagetable::walk_kernel_irqs_off(paging, &mut finder);
             if this.splits.reserve(found.len(), GFP_KERNEL).is_err() {
                 break;
             }
@@ -203,19 +206,6 @@ impl Splits {
         );
         this
     }
-}
-
-/// Walks the kernel half with interrupts off.
-fn walk_kernel_half(paging: Paging, visitor: &mut impl Visitor) {
-    crate::pm::irqs_off();
-    pagetable::walk(
-        paging,
-        pagetable::kernel_root(),
-        paging.half(),
-        paging.end(),
-        visitor,
-    );
-    crate::pm::irqs_on();
 }
 
 /// Replaces the large entry at `entry`, read as `large`, with a table of

@@ -77,8 +77,11 @@ impl Frames {
 /// Collects the page tables whose direct-map entry is dirty, clearing the
 /// bits.
 struct WrittenTables {
+    /// The page tables found.
     found: Frames,
+    /// Whether there were more than `found` holds.
     overflow: bool,
+    /// The last table descended into.
     last_child: u64,
 }
 
@@ -123,15 +126,7 @@ fn written_tables(paging: Paging) -> Option<Frames> {
         overflow: false,
         last_child: u64::MAX,
     };
-    crate::pm::irqs_off();
-    pagetable::walk(
-        paging,
-        pagetable::kernel_root(),
-        paging.half(),
-        paging.end(),
-        &mut visitor,
-    );
-    crate::pm::irqs_on();
+    pagetable::walk_kernel_irqs_off(paging, &mut visitor);
     // A CPU may still hold a translation that says "dirty"; after this it
     // sets the bit again on its next write.
     shim::flush_tlb_everywhere();
