@@ -12,10 +12,11 @@
 //! before the flush, hence before the read, or sets the bit again.
 //!
 //! What the bits do not show is marked too:
-//! - every page table of the user half walked, the root, and every kernel
-//!   table holding a dirty leaf (the CPU sets Accessed and Dirty bits in
-//!   tables without going through any mapping of them; kernel entries are
-//!   made with Accessed set);
+//! - every page table of the user half walked, the root, every kernel
+//!   table holding a dirty leaf, and every kernel table of entries whose
+//!   Accessed bits a harvest clears (the CPU sets Accessed and Dirty bits
+//!   in tables without going through any mapping of them; kernel entries
+//!   are made with Accessed set);
 //! - every frame a present read-only kernel mapping points at (kernel and
 //!   module text is only ever changed through the temporary mapping of
 //!   `text_poke()`, whose entry is cleared after use), in every harvest
@@ -565,9 +566,11 @@ impl Visitor for KernelHalf<'_> {
     /// Marks only the root: it is an address space's top-level table,
     /// whose user half matters. Below it, every change to a kernel table is
     /// a write through the direct map or the kernel image mapping, whose
-    /// Dirty bits this walk harvests, or the CPU setting a leaf's Dirty bit,
-    /// which marks the leaf's table in [`Self::leaf`] (kernel entries are
-    /// made with Accessed set, so the CPU never sets it).
+    /// Dirty bits this walk harvests, the CPU setting a leaf's Dirty bit,
+    /// which marks the leaf's table in [`Self::leaf`], or the CPU setting
+    /// an Accessed bit a harvest cleared (entries to 4 KiB tables only),
+    /// which marks the table in [`Self::descend`] (kernel entries are made
+    /// with Accessed set, so otherwise the CPU never sets it).
     fn table(&mut self, pfn: u64) {
         self.found.tables += 1;
         if !self.root_marked {
