@@ -236,6 +236,19 @@ pub(crate) fn marked(m: Mark) -> u64 {
     MARKS[m as usize].load(Ordering::Relaxed)
 }
 
+/// Logs where the local resume after a checkpoint made here spent its time.
+fn log_local_resume() {
+    let khz = tsc::khz();
+    let at = |a, b| tsc_delta_us(marked(a), marked(b), khz);
+    pr_info!(
+        "checkpoint: resumed here: syscore {} us, devices (noirq/early) {}, devices {}, CPUs {}\n",
+        at(Mark::Entry, Mark::Syscore),
+        at(Mark::Syscore, Mark::DevicesEarly),
+        at(Mark::DevicesEarly, Mark::Devices),
+        at(Mark::Devices, Mark::Cpus)
+    );
+}
+
 /// Saves (`save`) or restores sched_clock's state across the checkpoint, as
 /// `save_processor_state()` / `restore_processor_state()` do.
 fn sched_clock_state(save: bool) {
@@ -400,6 +413,7 @@ pub(crate) fn take(
         true => Ok(Outcome::Restored),
         false => {
             job.log_steps();
+            log_local_resume();
             Ok(Outcome::Saved {
                 staged: job.staging.len(),
                 // By the counter: the monotonic clock stands still while
