@@ -44,6 +44,12 @@ const gfp_t SELFMIG_GFP_KERNEL = GFP_KERNEL;
  * hard, warn or dip into reserves. */
 const gfp_t SELFMIG_GFP_CLAIM = GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN | __GFP_NOMEMALLOC;
 
+/* The same for single frames taken from the movable free lists, smallest
+ * blocks first (an unmovable request that finds its own lists empty steals
+ * from the largest blocks instead). */
+const gfp_t SELFMIG_GFP_CLAIM_SMALL = GFP_KERNEL | __GFP_MOVABLE | __GFP_NORETRY | __GFP_NOWARN |
+				      __GFP_NOMEMALLOC;
+
 /*
  * Exported, but declared only in kernel/rcu/rcu.h (with TINY_RCU they are
  * empty inlines and not exported; the project kernel uses TREE_RCU).

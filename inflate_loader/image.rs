@@ -2,8 +2,9 @@
 
 //! Inflating the incoming image into this VM's memory.
 //!
-//! At admission the loader claims every free frame it can (keeping a reserve
-//! for this kernel's own needs while it receives). An incoming page whose
+//! At admission the loader claims every free frame it can, then gives back,
+//! from the middle of RAM, a reserve for this kernel's own needs while it
+//! receives (see [`Blocks::give_back`] for why there). An incoming page whose
 //! frame is claimed is written straight into that frame. A page whose frame
 //! this kernel uses cannot be written yet: it goes into a *slot*, a claimed
 //! frame the image does not use, and the trampoline copies it home just
@@ -18,6 +19,12 @@ use kernel::prelude::*;
 
 /// Frames left to this kernel while it receives (16 MiB).
 const RESERVE_PAGES: i64 = 4096;
+
+/// What `si_mem_available()` may fall to while the loader claims memory,
+/// before it gives the reserve back: nothing above the allocator's own
+/// watermark reserves, which it keeps anyway. The reserve is back a few
+/// milliseconds later.
+const CLAIM_FLOOR_PAGES: i64 = 0;
 
 /// Largest block claimed at once (order 10: 4 MiB).
 const MAX_CLAIM_ORDER: u32 = 10;
@@ -74,50 +81,18 @@ pub(crate) fn frame_ptr(pfn: u64) -> *mut u8 {
     (base + pfn * PAGE_SIZE as u64) as *mut u8
 }
 
-/// The image being inflated.
-pub(crate) struct Image {
-    /// Blocks claimed from the page allocator: (first frame, order).
-    blocks: KVec<(u64, u32)>,
-    claimed: Bitmap,
-    received: Bitmap,
-    /// For each frame of the image held in a slot: the slot.
-    slot_of: KVVec<u64>,
-    /// For each slot: the frame whose contents it holds.
-    owner_of: KVVec<u64>,
-    /// Claimed frames not yet known to be used (candidates for slots),
-    /// used as a stack of `spare_len` entries.
-    spare: KVVec<u64>,
-    spare_len: usize,
-    frames: u64,
-    /// Pages received, directly placed, and held in slots.
-    pub(crate) pages: u64,
-    /// Pages written straight into their frames.
-    pub(crate) direct: u64,
-    /// Pages currently held in slots.
-    pub(crate) slotted: u64,
-}
+/// Blocks claimed from the page allocator, (first frame, order) each;
+/// given back when dropped.
+struct Blocks(KVec<(u64, u32)>);
 
-impl Image {
-    /// Claims this kernel's free memory for an image of frames
-    /// `0..frames`.
-    pub(crate) fn claim(frames: u64) -> Result<Self> {
-        let mut image = Self {
-            blocks: KVec::new(),
-            claimed: Bitmap::new(frames)?,
-            received: Bitmap::new(frames)?,
-            slot_of: KVVec::from_elem(NONE, frames as usize, GFP_KERNEL)?,
-            owner_of: KVVec::from_elem(NONE, frames as usize, GFP_KERNEL)?,
-            spare: KVVec::from_elem(0u64, frames as usize, GFP_KERNEL)?,
-            spare_len: 0,
-            frames,
-            pages: 0,
-            direct: 0,
-            slotted: 0,
-        };
+impl Blocks {
+    /// Takes free blocks, the largest first, until `si_mem_available()`
+    /// reaches `floor` pages.
+    fn grab(floor: i64) -> Result<Self> {
+        let mut blocks = Self(KVec::new());
         let mut order = MAX_CLAIM_ORDER;
         loop {
-            // SAFETY: No preconditions.
-            if unsafe { bindings::si_mem_available() } as i64 <= RESERVE_PAGES + (1 << order) {
+            if mem_available() <= floor + (1 << order) {
                 if order == 0 {
                     break;
                 }
@@ -141,8 +116,174 @@ impl Image {
                 order -= 1;
                 continue;
             }
-            let pfn = page_to_pfn(page);
-            image.blocks.push((pfn, order), GFP_KERNEL)?;
+            let block = (page_to_pfn(page), order);
+            if let Err(e) = blocks.0.push(block, GFP_KERNEL) {
+                // SAFETY: Just allocated with this order, not recorded.
+                unsafe { bindings::__free_pages(page, order) };
+                return Err(e.into());
+            }
+        }
+        Ok(blocks)
+    }
+
+    /// Gives blocks back until `si_mem_available()` reaches `reserve`
+    /// pages, those nearest the middle of the `frames` first.
+    ///
+    /// Both kernels booted the same way, and a kernel's boot allocations
+    /// sit at the bottom of memory (the kernel image, early allocations)
+    /// and at its top (`memblock` allocates top-down: the memory map, page
+    /// tables, per-CPU areas). The image's frames are there too; the
+    /// middle of RAM is what neither kernel touched. What this kernel
+    /// allocates while it receives then comes from frames the image is
+    /// least likely to need: every image frame this kernel holds at the
+    /// jump is copied home by the trampoline, inside the downtime.
+    fn give_back(&mut self, frames: u64, reserve: i64) {
+        let middle = frames / 2;
+        let distance = |&(pfn, order): &(u64, u32)| (pfn + (1 << order) / 2).abs_diff(middle);
+        let mut keep = self.0.len();
+        while keep > 0 && mem_available() < reserve {
+            // The kept block nearest the middle goes, and the last kept
+            // one takes its place.
+            let Some(kept) = self.0.get_mut(..keep) else {
+                break;
+            };
+            let mut nearest = 0;
+            for (i, b) in kept.iter().enumerate() {
+                if distance(b) < kept.get(nearest).map_or(u64::MAX, distance) {
+                    nearest = i;
+                }
+            }
+            kept.swap(nearest, keep - 1);
+            keep -= 1;
+            if let Some(&(pfn, order)) = self.0.get(keep) {
+                // SAFETY: Allocated in `grab` with this order; the entry
+                // leaves the list below, so it is freed once.
+                unsafe { bindings::__free_pages(pfn_to_page(pfn), order) };
+            }
+        }
+        // SAFETY: `keep` is at most the length, and the entries are plain
+        // data: shortening the vector only forgets the blocks given back.
+        unsafe { self.0.set_len(keep) };
+    }
+
+    /// Takes up to `pages` single frames, while `si_mem_available()` stays
+    /// above `floor`. Single frames come from the smallest free blocks
+    /// first: after [`Blocks::grab`] those are the scattered remains the
+    /// allocator kept back for its watermarks, not the large blocks just
+    /// given back.
+    fn grab_small(&mut self, pages: u64, floor: i64) -> Result {
+        for _ in 0..pages {
+            if mem_available() <= floor + 1 {
+                break;
+            }
+            // SAFETY: As in `grab`.
+            let page = unsafe {
+                bindings::__alloc_pages_noprof(
+                    bindings::SELFMIG_GFP_CLAIM_SMALL,
+                    0,
+                    0,
+                    core::ptr::null_mut(),
+                )
+            };
+            if page.is_null() {
+                break;
+            }
+            if let Err(e) = self.0.push((page_to_pfn(page), 0), GFP_KERNEL) {
+                // SAFETY: Just allocated, not recorded.
+                unsafe { bindings::__free_pages(page, 0) };
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Blocks {
+    fn drop(&mut self) {
+        for &(pfn, order) in self.0.iter() {
+            // SAFETY: Allocated in `grab` with this order, freed once.
+            unsafe { bindings::__free_pages(pfn_to_page(pfn), order) };
+        }
+    }
+}
+
+/// `si_mem_available()`: free and easily reclaimable pages.
+fn mem_available() -> i64 {
+    // SAFETY: No preconditions.
+    unsafe { bindings::si_mem_available() as i64 }
+}
+
+/// Free pages in this kernel.
+fn free_pages() -> u64 {
+    let mut info = core::mem::MaybeUninit::<bindings::sysinfo>::zeroed();
+    // SAFETY: `info` is a writable `struct sysinfo`.
+    unsafe { bindings::si_meminfo(info.as_mut_ptr()) };
+    // SAFETY: Zero-initialised, then filled in by `si_meminfo`.
+    let info = unsafe { info.assume_init() };
+    info.freeram as u64 * u64::from(info.mem_unit).max(1) / PAGE_SIZE as u64
+}
+
+/// Pages the image's own bookkeeping for `frames` frames takes.
+fn bookkeeping_pages(frames: u64) -> i64 {
+    // Three maps of one word per frame, two bitmaps.
+    let bytes = frames * 3 * 8 + frames.div_ceil(64) * 8 * 2;
+    bytes.div_ceil(PAGE_SIZE as u64) as i64
+}
+
+/// The image being inflated.
+pub(crate) struct Image {
+    /// Blocks claimed from the page allocator.
+    blocks: Blocks,
+    claimed: Bitmap,
+    received: Bitmap,
+    /// For each frame of the image held in a slot: the slot.
+    slot_of: KVVec<u64>,
+    /// For each slot: the frame whose contents it holds.
+    owner_of: KVVec<u64>,
+    /// Claimed frames not yet known to be used (candidates for slots),
+    /// used as a stack of `spare_len` entries.
+    spare: KVVec<u64>,
+    spare_len: usize,
+    frames: u64,
+    /// Pages received, directly placed, and held in slots.
+    pub(crate) pages: u64,
+    /// Pages written straight into their frames.
+    pub(crate) direct: u64,
+    /// Pages currently held in slots.
+    pub(crate) slotted: u64,
+}
+
+impl Image {
+    /// Claims this kernel's free memory for an image of frames
+    /// `0..frames`: all of it at first, then it gives back, from the
+    /// middle of RAM, a reserve for this kernel's own needs while it
+    /// receives and the room for the image's bookkeeping, which is
+    /// allocated only then (see [`Blocks::give_back`]).
+    pub(crate) fn claim(frames: u64) -> Result<Self> {
+        let mut blocks = Blocks::grab(CLAIM_FLOOR_PAGES)?;
+        // What the allocator kept back is scattered wherever this kernel
+        // left it, often among the image's frames: take it in exchange
+        // for more from the middle.
+        let kept_back = free_pages();
+        blocks.give_back(
+            frames,
+            RESERVE_PAGES + bookkeeping_pages(frames) + kept_back as i64,
+        );
+        blocks.grab_small(kept_back, RESERVE_PAGES + bookkeeping_pages(frames))?;
+        let mut image = Self {
+            blocks,
+            claimed: Bitmap::new(frames)?,
+            received: Bitmap::new(frames)?,
+            slot_of: KVVec::from_elem(NONE, frames as usize, GFP_KERNEL)?,
+            owner_of: KVVec::from_elem(NONE, frames as usize, GFP_KERNEL)?,
+            spare: KVVec::from_elem(0u64, frames as usize, GFP_KERNEL)?,
+            spare_len: 0,
+            frames,
+            pages: 0,
+            direct: 0,
+            slotted: 0,
+        };
+        for &(pfn, order) in image.blocks.0.iter() {
             for f in pfn..pfn + (1 << order) {
                 if f < frames && image.spare_len < image.spare.len() {
                     image.claimed.set(f);
@@ -156,7 +297,7 @@ impl Image {
 
     /// Number of frames claimed.
     pub(crate) fn claimed_frames(&self) -> u64 {
-        self.blocks.iter().map(|&(_, o)| 1u64 << o).sum()
+        self.blocks.0.iter().map(|&(_, o)| 1u64 << o).sum()
     }
 
     /// A claimed frame that holds nothing of the image and is no slot.
@@ -260,14 +401,5 @@ impl Image {
             .enumerate()
             .filter(|(_, &s)| s != NONE)
             .map(|(home, &s)| (s, home as u64))
-    }
-}
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        for &(pfn, order) in self.blocks.iter() {
-            // SAFETY: Allocated in `claim` with this order, freed once.
-            unsafe { bindings::__free_pages(pfn_to_page(pfn), order) };
-        }
     }
 }
