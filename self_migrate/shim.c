@@ -232,6 +232,18 @@ void selfmig_vqs_unlock(struct virtio_device *vdev)
 	spin_unlock(&vdev->vqs_list_lock);
 }
 
+/*
+ * Sets whether the PM core's device callbacks skip @dev (as they skip
+ * devices handled by syscore operations); returns the previous setting.
+ */
+bool selfmig_pm_syscore(struct device *dev, bool skip)
+{
+	bool was = dev->power.syscore;
+
+	dev_pm_syscore_device(dev, skip);
+	return was;
+}
+
 /* The crypto API's static inline helpers (ksupport/crypto.rs). */
 #include "../ksupport/crypto_shim.c"
 

@@ -36,7 +36,10 @@ void selfmig_put_task(struct task_struct *p);
 struct virtio_device;
 void selfmig_vqs_lock(struct virtio_device *vdev);
 void selfmig_vqs_unlock(struct virtio_device *vdev);
+struct device;
+bool selfmig_pm_syscore(struct device *dev, bool skip);
 
 void selfmig_text_poke_probe(void);
+
 
 #endif
