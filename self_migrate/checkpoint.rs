@@ -18,7 +18,7 @@ use crate::cpu_context;
 use crate::failure::{Context, Failure};
 use crate::live_nic::LiveNics;
 use crate::page_hash::page_hash;
-use crate::paging::Found;
+use crate::paging::{DirtyMap, Found};
 use crate::pm::{self, Msg};
 use crate::precopy::{direct_map_page, RamWalk};
 use crate::proto::handoff::tsc_delta_us;
@@ -68,6 +68,10 @@ struct CopyJob<'a> {
     desc: &'a MachineDesc,
     /// NICs the PM core leaves alone during this checkpoint.
     nics: &'a LiveNics,
+    /// Frames on the per-CPU free lists, found once interrupts are off.
+    pcp_free: &'a mut DirtyMap,
+    /// Frames skipped for being there.
+    pcp_skipped: u64,
     tracker: &'a mut Tracker,
     staging: &'a mut Staging,
     verify: Option<&'a mut Verify>,
@@ -108,7 +112,7 @@ impl CopyJob<'_> {
             (f.tables, f.tables_skipped, f.text_marked)
         });
         pr_info!(
-            "checkpoint: CPUs offline {} us, devices frozen {}, late {}, syscore {}, harvest {} ({} tables walked, {} skipped, text {}), copy {} ({} pages hashed, {} staged)\n",
+            "checkpoint: CPUs offline {} us, devices frozen {}, late {}, syscore {}, harvest {} ({} tables walked, {} skipped, text {}), copy {} ({} pages hashed, {} staged, {} free on per-CPU lists)\n",
             us[0],
             us[1],
             us[2],
@@ -119,7 +123,8 @@ impl CopyJob<'_> {
             if text { "hashed" } else { "unchanged" },
             us[5],
             self.hashed,
-            self.staging.len()
+            self.staging.len(),
+            self.pcp_skipped
         );
         let k = &self.kinds;
         let n = &crate::shim::PAGE_KINDS;
@@ -163,14 +168,30 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
         Err(e) => return e.to_errno() as i64,
     }
     job.step(Step::Harvested);
+    // SAFETY: Interrupts are off and this is the only online CPU, as the
+    // helper requires; `mark_pcp_block` takes a `*mut DirtyMap`: the
+    // job's, which outlives the call.
+    unsafe {
+        bindings::selfmig_pcp_for_each(
+            Some(mark_pcp_block),
+            (&mut *job.pcp_free as *mut DirtyMap).cast(),
+        )
+    };
     for pfn in RamWalk::new(job.desc) {
         if job.tracker.is_excluded(pfn) {
             continue;
         }
-        // A page freed since the last harvest sits on a per-CPU free list,
-        // still "in use" for the walk: its last writes may have gone
-        // through a user mapping torn down since, taking the Dirty bit
-        // along. Hash such pages too.
+        if job.pcp_free.test(pfn) {
+            // Free, on a per-CPU list: no part of the image, as the
+            // buddy allocator's free blocks the walk skips are not (the
+            // image's kernel hands it out as it is, whatever it holds).
+            job.pcp_skipped += 1;
+            continue;
+        }
+        // A page without references that is on no free list: another page
+        // of a multi-page allocation, or one on its way to being freed.
+        // Its last writes may have gone through a user mapping torn down
+        // since, taking the Dirty bit along. Hash such pages too.
         let candidate = job.tracker.candidate(pfn) || crate::shim::page_unreferenced(pfn);
         if !candidate && job.verify.is_none() {
             continue;
@@ -210,6 +231,18 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
     }
     job.step(Step::Copied);
     0
+}
+
+/// Marks in the [`DirtyMap`] behind `data` the frames of one block on a
+/// per-CPU free list (`selfmig_pcp_for_each`'s callback).
+///
+/// # Safety
+///
+/// `data` must point to a live `DirtyMap` no one else uses meanwhile.
+unsafe extern "C" fn mark_pcp_block(pfn: usize, order: u32, data: *mut c_void) {
+    // SAFETY: By the function's safety requirement.
+    let map = unsafe { &mut *data.cast::<DirtyMap>() };
+    map.mark(pfn as u64, 1u64.checked_shl(order).unwrap_or(0));
 }
 
 /// Points on the way back from a checkpoint, for timing the resume.
@@ -369,6 +402,9 @@ pub(crate) fn take(
     staging: &mut Staging,
     verify: Option<&mut Verify>,
 ) -> Result<Outcome, Failure> {
+    let frames = desc.ranges().last().map_or(0, |r| r.end_pfn());
+    let mut pcp_free = DirtyMap::new(frames)
+        .map_err(|e| Failure::new(e, "cannot allocate the checkpoint's maps"))?;
     let start_tsc = tsc::rdtsc();
     let _sleep = pm::SleepLock::lock();
     let _rcu = pm::ExpeditedRcu::start();
@@ -377,6 +413,8 @@ pub(crate) fn take(
     let mut job = CopyJob {
         desc,
         nics: &nics,
+        pcp_free: &mut pcp_free,
+        pcp_skipped: 0,
         tracker,
         staging,
         verify,

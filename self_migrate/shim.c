@@ -244,6 +244,44 @@ bool selfmig_pm_syscore(struct device *dev, bool skip)
 	return was;
 }
 
+/*
+ * Calls @visit(pfn, order, data) for every block on this CPU's per-CPU free
+ * lists. Only with interrupts off and the other CPUs offline (their lists
+ * are drained as they go), as in the checkpoint: nothing else touches the
+ * lists then. A list's order follows from its index as pindex_to_order()
+ * (mm/page_alloc.c, static) computes it.
+ */
+void selfmig_pcp_for_each(void (*visit)(unsigned long pfn, unsigned int order, void *data),
+			  void *data)
+{
+	int nid;
+
+	for_each_online_node(nid) {
+		struct pglist_data *pgdat = NODE_DATA(nid);
+		struct zone *zone;
+
+		for (zone = pgdat->node_zones; zone < pgdat->node_zones + MAX_NR_ZONES; zone++) {
+			struct per_cpu_pages *pcp;
+			unsigned int i;
+
+			if (!populated_zone(zone) || !zone->per_cpu_pageset)
+				continue;
+			pcp = this_cpu_ptr(zone->per_cpu_pageset);
+			for (i = 0; i < NR_PCP_LISTS; i++) {
+				unsigned int order = i / MIGRATE_PCPTYPES;
+				struct page *page;
+
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+				if (i >= NR_LOWORDER_PCP_LISTS)
+					order = HPAGE_PMD_ORDER;
+#endif
+				list_for_each_entry(page, &pcp->lists[i], pcp_list)
+					visit(page_to_pfn(page), order, data);
+			}
+		}
+	}
+}
+
 /* The crypto API's static inline helpers (ksupport/crypto.rs). */
 #include "../ksupport/crypto_shim.c"
 
