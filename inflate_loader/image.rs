@@ -327,6 +327,11 @@ impl Image {
             },
             // SAFETY: As above.
             PageContent::Zero => unsafe { core::ptr::write_bytes(ptr, 0, PAGE_SIZE) },
+            PageContent::Sparse(pairs) => {
+                // SAFETY: As above: the frame is ours, a page long.
+                let frame = unsafe { &mut *ptr.cast::<[u8; PAGE_SIZE]>() };
+                crate::proto::wire::fill_sparse(pairs, frame);
+            }
             PageContent::Lz4(block) => {
                 // SAFETY: As above: the frame is ours, a page long.
                 let frame = unsafe { &mut *ptr.cast::<[u8; PAGE_SIZE]>() };

@@ -92,7 +92,7 @@ pub(crate) struct PagingStats {
 pub(crate) struct Extra {
     /// Pages sent as zero markers.
     pub(crate) zero_pages: u64,
-    /// Pages sent LZ4-compressed.
+    /// Pages sent compressed: LZ4 blocks and sparse pages.
     pub(crate) compressed_pages: u64,
     /// Pages skipped because they were free.
     pub(crate) free_pages: u64,

@@ -1,22 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! How a page goes into a batch: a snapshot, then a zero marker, an LZ4
-//! block or the plain page.
+//! How a page goes into a batch: a snapshot, then a zero marker, the list
+//! of its few nonzero words, an LZ4 block or the plain page.
 //!
 //! The page is first copied into a scratch page: a live page may change
 //! while it is read, and what is hashed (for the tracker) must be exactly
 //! what the target will hold. Pages are compressed when that shrinks them
 //! (the seal, AES-GCM, costs per byte, and under TCG it is the slowest step
 //! of the stream: 30-40 MB/s against about 165 MB/s for LZ4); a page that
-//! does not shrink below [`MAX_LZ4_LEN`] bytes travels plain.
+//! does not shrink below [`MAX_LZ4_LEN`] bytes travels plain. A page with
+//! at most [`MAX_SPARSE_WORDS`] nonzero words (a page table, a buffer a
+//! task writes one word of per page) travels as those words and their
+//! places: found by the same scan that finds zero pages, ten times cheaper
+//! than LZ4 under TCG (which costs about 25 us for any page).
+//!
+//! [`MAX_SPARSE_WORDS`]: crate::proto::wire::MAX_SPARSE_WORDS
 //!
 //! [`MAX_LZ4_LEN`]: crate::proto::wire::MAX_LZ4_LEN
 
 use crate::failure::Failure;
 use crate::lz4::Compressor;
 use crate::page_hash::page_hash;
-use crate::precopy::{is_zero, Tally};
-use crate::proto::wire::{BatchWriter, PAGE_SIZE};
+use crate::precopy::Tally;
+use crate::proto::wire::{sparse_words, BatchWriter, MAX_SPARSE_WORDS, PAGE_SIZE};
 use crate::tracker::Tracker;
 use kernel::prelude::*;
 
@@ -93,8 +99,9 @@ impl Packer {
 }
 
 /// Appends `page`, which does not change meanwhile, to `batch`: a zero
-/// marker, an LZ4 block (with `compress`, when it shrinks) or the plain
-/// page; counts it in `tally`. Returns whether the page was zero.
+/// marker, with `compress` its nonzero words or an LZ4 block (when it
+/// shrinks), or the plain page; counts it in `tally`. Returns whether the
+/// page was zero.
 fn pack(
     lz4: &mut Compressor,
     compress: bool,
@@ -104,18 +111,21 @@ fn pack(
     tally: &mut Tally,
 ) -> Result<bool, Failure> {
     let bad = |_| Failure::new(EINVAL, "bad page frame");
-    if is_zero(page) {
+    let words = sparse_words(page);
+    if words == 0 {
         batch.push_zero(pfn).map_err(bad)?;
         tally.zero += 1;
         return Ok(true);
     }
-    let compressed = if compress {
+    let compressed = if !compress {
+        batch.push_data(pfn, page).map_err(bad)?;
+        false
+    } else if words <= MAX_SPARSE_WORDS {
+        batch.push_sparse(pfn, page).map_err(bad)?
+    } else {
         batch
             .push_compressed(pfn, page, |p, out| lz4.compress(p, out))
             .map_err(bad)?
-    } else {
-        batch.push_data(pfn, page).map_err(bad)?;
-        false
     };
     tally.compressed += u64::from(compressed);
     Ok(false)

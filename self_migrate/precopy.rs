@@ -39,12 +39,6 @@ pub(crate) fn direct_map_page(pfn: u64) -> Option<&'static [u8; PAGE_SIZE]> {
     Some(unsafe { &*(kvaddr as *const [u8; PAGE_SIZE]) })
 }
 
-/// Whether a page holds only zero bytes.
-pub(crate) fn is_zero(page: &[u8; PAGE_SIZE]) -> bool {
-    page.chunks_exact(8)
-        .all(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) == 0)
-}
-
 /// The RAM frames of a machine description that are not in free buddy
 /// blocks, in ascending order.
 pub(crate) struct RamWalk<'a> {

@@ -25,8 +25,9 @@ use super::machine::MachineDesc;
 pub const MAGIC: [u8; 4] = *b"SMIG";
 
 /// Version of this wire format. Peers of different versions refuse each other.
-/// Version 2 added LZ4-compressed pages to page batches.
-pub const VERSION: u16 = 2;
+/// Version 2 added LZ4-compressed pages to page batches, version 3 sparse
+/// pages.
+pub const VERSION: u16 = 3;
 
 /// Length of the record header in bytes.
 pub const HEADER_LEN: usize = 16;
@@ -323,6 +324,64 @@ pub enum PageContent<'a> {
     /// be exactly [`PAGE_SIZE`] bytes, which the receiver checks (the
     /// format only bounds the compressed length, see [`MAX_LZ4_LEN`]).
     Lz4(&'a [u8]),
+    /// A page of zeroes but for 1 to [`MAX_SPARSE_WORDS`] nonzero 64-bit
+    /// words: their (index, value) pairs, validated (indices below 512,
+    /// strictly increasing; values nonzero). [`fill_sparse`] makes the
+    /// page.
+    Sparse(&'a [u8]),
+}
+
+/// Most nonzero words of a page sent as [`PageContent::Sparse`].
+pub const MAX_SPARSE_WORDS: usize = 64;
+
+/// Bytes of one (index, value) pair of a sparse page: a little-endian
+/// `u16` word index and the word as a little-endian `u64`.
+const SPARSE_PAIR_LEN: usize = 10;
+
+/// Length of a sparse page's word count.
+const SPARSE_COUNT_BYTES: usize = 2;
+
+/// Number of nonzero 64-bit words in `page`, counted up to
+/// [`MAX_SPARSE_WORDS`] + 1 (a page with more is not sparse, and the scan
+/// stops there). 0 means a zero page.
+pub fn sparse_words(page: &[u8; PAGE_SIZE]) -> usize {
+    let mut n = 0;
+    for w in page.chunks_exact(8) {
+        if w != [0u8; 8] {
+            n += 1;
+            if n > MAX_SPARSE_WORDS {
+                break;
+            }
+        }
+    }
+    n
+}
+
+/// Writes the page a validated [`PageContent::Sparse`] describes into
+/// `out`: zeroes, then each word at its index.
+pub fn fill_sparse(pairs: &[u8], out: &mut [u8; PAGE_SIZE]) {
+    out.fill(0);
+    for pair in pairs.chunks_exact(SPARSE_PAIR_LEN) {
+        let index = usize::from(u16::from_le_bytes([pair[0], pair[1]]));
+        if let Some(word) = out.get_mut(index * 8..index * 8 + 8) {
+            word.copy_from_slice(&pair[2..SPARSE_PAIR_LEN]);
+        }
+    }
+}
+
+/// Checks the (index, value) pairs of a sparse page: indices below 512 and
+/// strictly increasing, values nonzero. One encoding per page: the
+/// receiver can rely on the bounds, and nothing is written twice.
+fn check_sparse(pairs: &[u8]) -> Result<(), WireError> {
+    let mut next = 0usize;
+    for pair in pairs.chunks_exact(SPARSE_PAIR_LEN) {
+        let index = usize::from(u16::from_le_bytes([pair[0], pair[1]]));
+        if index < next || index >= PAGE_SIZE / 8 || pair[2..] == [0u8; 8] {
+            return Err(WireError::BadField);
+        }
+        next = index + 1;
+    }
+    Ok(())
 }
 
 /// Most bytes of an LZ4-compressed page: with its 2-byte length, a
@@ -349,6 +408,8 @@ const ENTRY_DATA: u64 = 0;
 const ENTRY_ZERO: u64 = 1;
 /// Entry kind for an LZ4-compressed page.
 const ENTRY_LZ4: u64 = 2;
+/// Entry kind for a sparse page.
+const ENTRY_SPARSE: u64 = 3;
 /// Shift of the kind bits in an entry.
 const ENTRY_KIND_SHIFT: u32 = 60;
 
@@ -356,8 +417,10 @@ const ENTRY_KIND_SHIFT: u32 = 60;
 ///
 /// Payload layout: `round: u32, count: u32`, then `count` entries, each an
 /// 8-byte word (`pfn | kind << 60`) followed by [`PAGE_SIZE`] bytes when the
-/// kind is data, or by a little-endian `u16` length (1 to [`MAX_LZ4_LEN`])
-/// and that many bytes of LZ4 block when the kind is LZ4.
+/// kind is data, by a little-endian `u16` length (1 to [`MAX_LZ4_LEN`])
+/// and that many bytes of LZ4 block when the kind is LZ4, or by a
+/// little-endian `u16` count (1 to [`MAX_SPARSE_WORDS`]) and that many
+/// 10-byte (index, value) pairs when the kind is sparse.
 #[derive(Debug, Clone, Copy)]
 pub struct PageBatch<'a> {
     /// The pre-copy round the pages belong to.
@@ -409,6 +472,22 @@ impl<'a> PageBatch<'a> {
                     if body.len() - off < len {
                         return Err(WireError::Truncated);
                     }
+                    off += len;
+                }
+                ENTRY_SPARSE => {
+                    if body.len() - off < SPARSE_COUNT_BYTES {
+                        return Err(WireError::Truncated);
+                    }
+                    let count = usize::from(u16::from_le_bytes([body[off], body[off + 1]]));
+                    off += SPARSE_COUNT_BYTES;
+                    if count == 0 || count > MAX_SPARSE_WORDS {
+                        return Err(WireError::BadField);
+                    }
+                    let len = count * SPARSE_PAIR_LEN;
+                    if body.len() - off < len {
+                        return Err(WireError::Truncated);
+                    }
+                    check_sparse(&body[off..off + len])?;
                     off += len;
                 }
                 _ => return Err(WireError::BadPageKind),
@@ -466,6 +545,13 @@ impl<'a> Iterator for PageIter<'a> {
                 let (block, rest) = self.body[LZ4_LEN_BYTES..].split_at(len);
                 self.body = rest;
                 PageContent::Lz4(block)
+            }
+            ENTRY_SPARSE => {
+                let count = usize::from(u16::from_le_bytes([self.body[0], self.body[1]]));
+                let (pairs, rest) =
+                    self.body[SPARSE_COUNT_BYTES..].split_at(count * SPARSE_PAIR_LEN);
+                self.body = rest;
+                PageContent::Sparse(pairs)
             }
             _ => {
                 let (page, rest) = self.body.split_at(PAGE_SIZE);
@@ -572,6 +658,29 @@ impl<'b> BatchWriter<'b> {
         self.push_entry(pfn, ENTRY_LZ4)?;
         self.buf[self.len..self.len + LZ4_LEN_BYTES].copy_from_slice(&(len as u16).to_le_bytes());
         self.len += LZ4_LEN_BYTES + len;
+        self.last_data = None;
+        Ok(true)
+    }
+
+    /// Appends `page` as a sparse page if it has 1 to [`MAX_SPARSE_WORDS`]
+    /// nonzero words (see [`sparse_words`]); returns whether it did.
+    pub fn push_sparse(&mut self, pfn: u64, page: &[u8; PAGE_SIZE]) -> Result<bool, WireError> {
+        let count = sparse_words(page);
+        if count == 0 || count > MAX_SPARSE_WORDS {
+            return Ok(false);
+        }
+        self.push_entry(pfn, ENTRY_SPARSE)?;
+        self.buf[self.len..self.len + SPARSE_COUNT_BYTES]
+            .copy_from_slice(&(count as u16).to_le_bytes());
+        self.len += SPARSE_COUNT_BYTES;
+        for (index, w) in page.chunks_exact(8).enumerate() {
+            if w != [0u8; 8] {
+                let pair = &mut self.buf[self.len..self.len + SPARSE_PAIR_LEN];
+                pair[..2].copy_from_slice(&(index as u16).to_le_bytes());
+                pair[2..].copy_from_slice(w);
+                self.len += SPARSE_PAIR_LEN;
+            }
+        }
         self.last_data = None;
         Ok(true)
     }

@@ -190,7 +190,7 @@ fn batch_refuses_bad_count_kind_and_pfn() {
 
     let mut p = vec![0u8; 16];
     p[4..8].copy_from_slice(&1u32.to_le_bytes());
-    p[8..16].copy_from_slice(&(5u64 | (3 << 60)).to_le_bytes());
+    p[8..16].copy_from_slice(&(5u64 | (4 << 60)).to_le_bytes());
     assert_eq!(PageBatch::decode(&p).err(), Some(WireError::BadPageKind));
     p[8..16].copy_from_slice(&((1u64 << 52) | (1 << 60)).to_le_bytes());
     assert_eq!(PageBatch::decode(&p).err(), Some(WireError::PfnOutOfRange));
@@ -235,6 +235,112 @@ fn batch_compressed_pages_round_trip() {
     assert_eq!(pages[3].content, PageContent::Lz4(&page(6)[..MAX_LZ4_LEN]));
     assert_eq!(pages[4].content, PageContent::Zero);
     assert_eq!(pages[3].pfn, 4);
+}
+
+/// A page of zeroes with `words` set at their indices.
+fn sparse_page(words: &[(usize, u64)]) -> [u8; PAGE_SIZE] {
+    let mut p = [0u8; PAGE_SIZE];
+    for &(i, v) in words {
+        p[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    p
+}
+
+/// A one-page batch holding a sparse entry with `count` and `pairs` as
+/// given (possibly invalid).
+fn raw_sparse_batch(count: u16, pairs: &[(u16, u64)]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b.extend_from_slice(&(9u64 | 3 << 60).to_le_bytes());
+    b.extend_from_slice(&count.to_le_bytes());
+    for &(i, v) in pairs {
+        b.extend_from_slice(&i.to_le_bytes());
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b
+}
+
+#[test]
+fn sparse_pages_round_trip() {
+    let one = sparse_page(&[(17, 0xdead_beef)]);
+    let edges = sparse_page(&[(0, 1), (511, u64::MAX)]);
+    let full: Vec<(usize, u64)> = (0..MAX_SPARSE_WORDS)
+        .map(|i| (i * 7, i as u64 + 1))
+        .collect();
+    let full = sparse_page(&full);
+    let over: Vec<(usize, u64)> = (0..=MAX_SPARSE_WORDS).map(|i| (i, 5)).collect();
+    let over = sparse_page(&over);
+    assert_eq!(sparse_words(&[0u8; PAGE_SIZE]), 0);
+    assert_eq!(sparse_words(&one), 1);
+    assert_eq!(sparse_words(&full), MAX_SPARSE_WORDS);
+    assert_eq!(sparse_words(&over), MAX_SPARSE_WORDS + 1);
+
+    let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+    let mut w = BatchWriter::new(&mut buf, 3).unwrap();
+    assert_eq!(w.push_sparse(1, &one), Ok(true));
+    assert_eq!(w.push_sparse(2, &edges), Ok(true));
+    assert_eq!(w.push_sparse(3, &full), Ok(true));
+    // Not sparse: nothing is written.
+    assert_eq!(w.push_sparse(4, &over), Ok(false));
+    assert_eq!(w.push_sparse(5, &[0u8; PAGE_SIZE]), Ok(false));
+    assert_eq!(w.count(), 3);
+    let rec = w.finish(0).unwrap().to_vec();
+    let b = PageBatch::decode(&rec[HEADER_LEN..]).unwrap();
+    let pages: Vec<_> = b.pages().collect();
+    assert_eq!(pages.len(), 3);
+    for (p, want) in pages.iter().zip([&one, &edges, &full]) {
+        let PageContent::Sparse(pairs) = p.content else {
+            panic!("not sparse: {:?}", p.content);
+        };
+        let mut out = [0xffu8; PAGE_SIZE];
+        fill_sparse(pairs, &mut out);
+        assert_eq!(&out, want);
+    }
+    assert_eq!(pages[2].pfn, 3);
+}
+
+/// A sparse entry's count, its pairs, and the error they must give.
+type SparseCase = (u16, &'static [(u16, u64)], WireError);
+
+#[test]
+fn sparse_pages_are_validated() {
+    assert!(PageBatch::decode(&raw_sparse_batch(1, &[(3, 1)])).is_ok());
+    assert!(PageBatch::decode(&raw_sparse_batch(2, &[(3, 1), (511, 2)])).is_ok());
+    let bad: [SparseCase; 7] = [
+        (0, &[], WireError::BadField),
+        (MAX_SPARSE_WORDS as u16 + 1, &[], WireError::BadField),
+        (1, &[(512, 1)], WireError::BadField),
+        (1, &[(3, 0)], WireError::BadField),
+        (2, &[(3, 1), (3, 2)], WireError::BadField),
+        (2, &[(4, 1), (3, 2)], WireError::BadField),
+        (2, &[(3, 1)], WireError::Truncated),
+    ];
+    for (count, pairs, err) in bad {
+        assert_eq!(
+            PageBatch::decode(&raw_sparse_batch(count, pairs)).err(),
+            Some(err),
+            "count {count} pairs {pairs:?}"
+        );
+    }
+    // Cut anywhere: refused.
+    let payload = raw_sparse_batch(2, &[(3, 1), (9, 2)]);
+    for cut in 0..payload.len() {
+        assert!(
+            PageBatch::decode(&payload[..cut]).is_err(),
+            "cut at {cut} accepted"
+        );
+    }
+    // A full batch of the largest sparse pages stays within the bound.
+    let full: Vec<(usize, u64)> = (0..MAX_SPARSE_WORDS).map(|i| (i, 9)).collect();
+    let full = sparse_page(&full);
+    let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+    let mut w = BatchWriter::new(&mut buf, 0).unwrap();
+    for i in 0..MAX_BATCH_PAGES as u64 {
+        assert_eq!(w.push_sparse(i, &full), Ok(true));
+    }
+    assert_eq!(w.push_sparse(99, &full), Err(WireError::NoSpace));
+    assert!(w.finish(0).unwrap().len() <= HEADER_LEN + MAX_PAYLOAD);
 }
 
 #[test]
