@@ -168,7 +168,7 @@ fn build(input: &mut Input<'_>, token: &Token, token_bytes: &[u8]) -> Vec<u8> {
                 paid = paid.max(index);
                 stream.extend(src.sealed(RecordKind::Payment, &Payment { index, link }.encode()));
             }
-            // A page batch of RAM frames (or any frame), data or zero.
+            // A page batch of RAM frames (or any frame): data, zero or sparse.
             3 => {
                 let count = 1 + usize::from(input.byte() % 32);
                 let pfns: Vec<u64> = (0..count)

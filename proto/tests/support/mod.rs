@@ -250,13 +250,18 @@ impl Source {
         self.sealed(RecordKind::Payment, &Payment { index, link }.encode())
     }
 
-    /// A sealed page batch: data pages for `pfns` (odd frames zero pages).
+    /// A sealed page batch for `pfns`: odd frames zero pages, frames 2 mod 4
+    /// sparse pages, the others data pages.
     pub fn batch(&mut self, pfns: &[u64]) -> Vec<u8> {
         let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + TAG_LEN];
         let mut w = BatchWriter::new(&mut buf, 0).unwrap();
         for &pfn in pfns {
             if pfn % 2 == 1 {
                 w.push_zero(pfn).unwrap();
+            } else if pfn % 4 == 2 {
+                let mut page = [0u8; PAGE_SIZE];
+                page[8..16].copy_from_slice(&(pfn | 1 << 63).to_le_bytes());
+                assert!(w.push_sparse(pfn, &page).unwrap());
             } else {
                 w.push_data(pfn, &[pfn as u8; PAGE_SIZE]).unwrap();
             }
