@@ -25,7 +25,9 @@ impl TcpStream {
                 0,
             )
         })?;
-        Ok(Self::from(sock))
+        let stream = Self::from(sock);
+        stream.set_nodelay();
+        Ok(stream)
     }
 
     /// The underlying `struct sock`, e.g. to match its packets.

@@ -46,7 +46,9 @@ impl TcpListener {
         check(unsafe { bindings::kernel_accept(self.sock.as_ptr(), &mut new, 0) })?;
         let new = NonNull::new(new).ok_or(errno(uapi::ECONNABORTED))?;
         // SAFETY: `kernel_accept` returned a new socket that we now own.
-        Ok(TcpStream::from(unsafe { Socket::from_raw(new) }))
+        let stream = TcpStream::from(unsafe { Socket::from_raw(new) });
+        stream.set_nodelay();
+        Ok(stream)
     }
 }
 

@@ -186,6 +186,17 @@ impl TcpStream {
         self.sock.set_timeouts(ms);
     }
 
+    /// Sends every write at once (`TCP_NODELAY`). Under Nagle's rule the
+    /// last, partial segment of a record waits until what was sent before
+    /// it is acknowledged, and the peer may delay that acknowledgement by
+    /// 40 ms: after the final transfer's last batch, the CPU context and
+    /// the `Complete` that follow, inside the downtime. The stream writes
+    /// whole records, so no small writes are coalesced away.
+    pub(crate) fn set_nodelay(&self) {
+        // SAFETY: The socket is live and has a `struct sock`.
+        unsafe { bindings::tcp_sock_set_nodelay((*self.sock.as_ptr()).sk) };
+    }
+
     /// A handle to shut this stream down from another thread.
     pub(crate) fn shutdown_handle(&self) -> Shutdown {
         Shutdown::of(&self.sock)
