@@ -58,6 +58,13 @@ impl Bitmap {
             *w |= 1 << (pfn % 64);
         }
     }
+
+    /// Removes `pfn` from the set.
+    fn unset(&mut self, pfn: u64) {
+        if let Some(w) = self.words.get_mut((pfn / 64) as usize) {
+            *w &= !(1 << (pfn % 64));
+        }
+    }
 }
 
 /// The `struct page` of a frame (SPARSEMEM_VMEMMAP, as on x86-64).
@@ -251,6 +258,8 @@ pub(crate) struct Image {
     pub(crate) direct: u64,
     /// Pages currently held in slots.
     pub(crate) slotted: u64,
+    /// Pages moved home from their slots between rounds.
+    pub(crate) moved_home: u64,
 }
 
 impl Image {
@@ -282,6 +291,7 @@ impl Image {
             pages: 0,
             direct: 0,
             slotted: 0,
+            moved_home: 0,
         };
         for &(pfn, order) in image.blocks.0.iter() {
             for f in pfn..pfn + (1 << order) {
@@ -300,12 +310,104 @@ impl Image {
         self.blocks.0.iter().map(|&(_, o)| 1u64 << o).sum()
     }
 
+    /// Once the image's frames are known, moves this kernel's reserve out
+    /// of their way, and moves home the slotted pages whose frames it
+    /// freed meanwhile. Called when a later pre-copy round begins: round 0
+    /// has sent every page the source uses.
+    ///
+    /// [`Image::claim`] could only guess where the image lives (the middle
+    /// of RAM is free in an idle guest, not in one whose tasks use most of
+    /// it). Now everything free is claimed again, the reserve included, and
+    /// whole claimed blocks holding no page of the image and no slot are
+    /// given back instead, until the reserve is back. Returns how many
+    /// pages moved home.
+    pub(crate) fn settle(&mut self) -> Result<u64> {
+        let mut moved = self.adopt(Blocks::grab(CLAIM_FLOOR_PAGES)?)?;
+        // What the allocator keeps back for its watermarks is exchanged
+        // too, as in `claim`.
+        let kept_back = free_pages();
+        let mut keep = self.blocks.0.len();
+        let mut i = 0;
+        while i < keep && mem_available() < RESERVE_PAGES + kept_back as i64 {
+            let Some(&(pfn, order)) = self.blocks.0.get(i) else {
+                break;
+            };
+            let end = pfn + (1 << order);
+            let unused = (pfn..end).all(|f| {
+                f >= self.frames || (!self.received.get(f) && self.owner_of[f as usize] == NONE)
+            });
+            if !unused {
+                i += 1;
+                continue;
+            }
+            for f in pfn..end.min(self.frames) {
+                self.claimed.unset(f);
+            }
+            // SAFETY: Claimed with this order and no longer listed once the
+            // last kept block takes its place: freed once.
+            unsafe { bindings::__free_pages(pfn_to_page(pfn), order) };
+            keep = keep.saturating_sub(1);
+            self.blocks.0.swap(i, keep);
+        }
+        // SAFETY: `keep` is at most the length, and the entries are plain
+        // data: shortening the vector only forgets the blocks given back.
+        unsafe { self.blocks.0.set_len(keep) };
+        let mut small = Blocks(KVec::new());
+        small.grab_small(kept_back, RESERVE_PAGES)?;
+        moved += self.adopt(small)?;
+        self.moved_home += moved;
+        Ok(moved)
+    }
+
+    /// Makes `more` part of the claimed memory: its frames become spares,
+    /// or take home the page a slot held for them. Returns how many pages
+    /// moved home.
+    fn adopt(&mut self, mut more: Blocks) -> Result<u64> {
+        self.blocks.0.reserve(more.0.len(), GFP_KERNEL)?;
+        let mut moved = 0;
+        for &(pfn, order) in more.0.iter() {
+            // Within the capacity just reserved: cannot fail.
+            let _ = self.blocks.0.push((pfn, order), GFP_KERNEL);
+            for f in pfn..(pfn + (1 << order)).min(self.frames) {
+                self.claimed.set(f);
+                let slot = self.slot_of[f as usize];
+                if slot == NONE {
+                    self.push_spare(f);
+                    continue;
+                }
+                // SAFETY: Both frames are claimed by this image, distinct,
+                // and hold nothing else: `slot` holds `f`'s page.
+                unsafe { core::ptr::copy_nonoverlapping(frame_ptr(slot), frame_ptr(f), PAGE_SIZE) };
+                self.slot_of[f as usize] = NONE;
+                self.owner_of[slot as usize] = NONE;
+                self.push_spare(slot);
+                self.slotted = self.slotted.saturating_sub(1);
+                self.direct += 1;
+                moved += 1;
+            }
+        }
+        // SAFETY: Every block moved to `self.blocks` above; the entries
+        // are plain data, so emptying the list only hands them over.
+        unsafe { more.0.set_len(0) };
+        Ok(moved)
+    }
+
+    /// Adds a claimed frame to the spare stack (if the stack is full the
+    /// frame stays claimed but unused).
+    fn push_spare(&mut self, f: u64) {
+        if let Some(e) = self.spare.get_mut(self.spare_len) {
+            *e = f;
+            self.spare_len += 1;
+        }
+    }
+
     /// A claimed frame that holds nothing of the image and is no slot.
     pub(crate) fn take_spare(&mut self) -> Result<u64, Failure> {
         while self.spare_len > 0 {
             self.spare_len -= 1;
             let f = self.spare[self.spare_len];
-            if !self.received.get(f) && self.owner_of[f as usize] == NONE {
+            // Frames given back since they were stacked are skipped.
+            if self.claimed.get(f) && !self.received.get(f) && self.owner_of[f as usize] == NONE {
                 return Ok(f);
             }
         }

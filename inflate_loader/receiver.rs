@@ -29,7 +29,7 @@ use crate::proto::seal::SALT_LEN;
 use crate::proto::uapi;
 use crate::proto::wire::{
     CommitInfo, RecordKind, ResumeInfo, VerifyHashes, WireError, ABORT_TARGET_FAILED,
-    ABORT_VERIFY_FAILED, HEADER_LEN, MAX_PAYLOAD,
+    ABORT_VERIFY_FAILED, FINAL_ROUND, HEADER_LEN, MAX_PAYLOAD,
 };
 use crate::restore::{self, Prepared};
 use crate::socket::TcpStream;
@@ -125,6 +125,7 @@ fn with_session(
         prepared: None,
         bytes_received: 0,
         pages_received: 0,
+        round: 0,
         aborted: false,
     };
     let result = receiver.serve(&mut session);
@@ -150,6 +151,8 @@ struct Receiver<'a> {
     prepared: Option<(Prepared, pm::OfflineCpus, ResumeInfo)>,
     bytes_received: u64,
     pages_received: u64,
+    /// The latest pre-copy round pages arrived for.
+    round: u32,
     /// An abort was sent: the session is over.
     aborted: bool,
 }
@@ -258,14 +261,16 @@ impl Receiver<'_> {
             }
             Event::Admitted => {
                 let frames = self.local.ranges().last().map_or(0, |r| r.end_pfn());
+                let t0 = tsc::rdtsc();
                 let image = Image::claim(frames)
                     .map_err(|_| ENOMEM)
                     .context("cannot claim memory for the image")?;
                 pr_info!(
-                    "source admitted: {} RAM pages, {} vCPUs; claimed {} free frames\n",
+                    "source admitted: {} RAM pages, {} vCPUs; claimed {} free frames in {} us\n",
                     self.local.total_pages(),
                     self.local.vcpus,
-                    image.claimed_frames()
+                    image.claimed_frames(),
+                    crate::proto::handoff::tsc_delta_us(t0, tsc::rdtsc(), tsc::khz())
                 );
                 self.image = Some(image);
                 control::update(|n, _| n.admitted += 1);
@@ -280,6 +285,16 @@ impl Receiver<'_> {
                     .image
                     .as_mut()
                     .ok_or(Failure::new(errno(uapi::EPROTO), "pages before admission"))?;
+                if batch.round != FINAL_ROUND && batch.round > self.round {
+                    // A later round: the image's frames are known.
+                    self.round = batch.round;
+                    if let Err(e) = image.settle() {
+                        pr_warn!(
+                            "cannot move the reserve out of the image's way ({:?}); the trampoline copies more\n",
+                            e
+                        );
+                    }
+                }
                 let mut bad = None;
                 for page in batch.pages() {
                     if let Err(f) = image.place(page.pfn, &page.content) {
@@ -363,9 +378,10 @@ impl Receiver<'_> {
             "image complete before admission",
         ))?;
         pr_info!(
-            "image complete: {} frames ({} in place, {} in slots), {} pages received, {} staged at the checkpoint\n",
+            "image complete: {} frames ({} in place, {} of them moved home between rounds; {} in slots), {} pages received, {} staged at the checkpoint\n",
             image.pages,
             image.direct,
+            image.moved_home,
             image.slotted,
             self.pages_received,
             info.staged_pages
