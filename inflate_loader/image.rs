@@ -319,16 +319,18 @@ impl Image {
     /// of RAM is free in an idle guest, not in one whose tasks use most of
     /// it). Now everything free is claimed again, the reserve included, and
     /// whole claimed blocks holding no page of the image and no slot are
-    /// given back instead, until the reserve is back. Returns how many
-    /// pages moved home.
+    /// given back instead, until the reserve is back; if there are too few,
+    /// the rest comes from what was just taken. Returns how many pages
+    /// moved home.
     pub(crate) fn settle(&mut self) -> Result<u64> {
-        let mut moved = self.adopt(Blocks::grab(CLAIM_FLOOR_PAGES)?)?;
+        let mut more = Blocks::grab(CLAIM_FLOOR_PAGES)?;
         // What the allocator keeps back for its watermarks is exchanged
         // too, as in `claim`.
         let kept_back = free_pages();
+        let target = RESERVE_PAGES + kept_back as i64;
         let mut keep = self.blocks.0.len();
         let mut i = 0;
-        while i < keep && mem_available() < RESERVE_PAGES + kept_back as i64 {
+        while i < keep && mem_available() < target {
             let Some(&(pfn, order)) = self.blocks.0.get(i) else {
                 break;
             };
@@ -352,6 +354,11 @@ impl Image {
         // SAFETY: `keep` is at most the length, and the entries are plain
         // data: shortening the vector only forgets the blocks given back.
         unsafe { self.blocks.0.set_len(keep) };
+        // Too few such blocks (an image spread over most of RAM): the rest
+        // of the reserve comes from what was just taken, as `claim` would
+        // choose it, so this kernel keeps its reserve whatever the image.
+        more.give_back(self.frames, target);
+        let mut moved = self.adopt(more)?;
         let mut small = Blocks(KVec::new());
         small.grab_small(kept_back, RESERVE_PAGES)?;
         moved += self.adopt(small)?;
