@@ -186,7 +186,10 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
         // A page without references that is on no free list: another page
         // of a multi-page allocation, or one on its way to being freed.
         // Its last writes may have gone through a user mapping torn down
-        // since, taking the Dirty bit along. Hash such pages too.
+        // since, taking the Dirty bit along. Hash such pages too, and the
+        // frames of compound pages that are not slabs (page fragments,
+        // large folios), to which the tracker has been seen to miss
+        // writes (see `shim::page_unreferenced`).
         let candidate = job.tracker.candidate(pfn) || crate::shim::page_unreferenced(pfn);
         if !candidate && job.verify.is_none() {
             continue;

@@ -36,9 +36,12 @@ pub(crate) const PAGE_KINDS: [&str; 7] = [
     "free",
 ];
 
-/// Whether `pfn`'s page has no references and is not a compound tail: a
-/// free page on a per-CPU list, or a page of a multi-page allocation other
-/// than the first.
+/// Whether the checkpoint hashes `pfn`'s page whatever the tracker found:
+/// a page with no references that is not a compound tail (a page of a
+/// multi-page allocation other than the first, or one on its way to a free
+/// list), or a frame of a compound page that is not a slab (page
+/// fragments, large folios: the paging tracker has been seen to miss
+/// writes to them).
 pub(crate) fn page_unreferenced(pfn: u64) -> bool {
     // SAFETY: The helper accepts any pfn; it checks the page is online.
     unsafe { bindings::selfmig_page_unreferenced(pfn as _) }
