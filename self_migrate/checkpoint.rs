@@ -82,6 +82,10 @@ struct CopyJob<'a> {
     hashed: u64,
     /// Pages staged, by [`crate::shim::page_kind`].
     kinds: [u32; 7],
+    /// Pages staged that only a kept mark made candidates (see
+    /// [`Tracker::keep_marks`]): each a change the tracker would have
+    /// missed without it.
+    kept: u64,
     /// Time-stamp counter at the start and at each [`Step`] (the monotonic
     /// clock is suspended with the system core).
     start_tsc: u64,
@@ -124,7 +128,7 @@ impl CopyJob<'_> {
         let k = &self.kinds;
         let n = &crate::shim::PAGE_KINDS;
         pr_info!(
-            "checkpoint: staged {} {}, {} {}, {} {}, {} {}, {} {}, {} {}, {} {}\n",
+            "checkpoint: staged {} {}, {} {}, {} {}, {} {}, {} {}, {} {}, {} {} ({} by marks kept on free frames)\n",
             k[0],
             n[0],
             k[1],
@@ -138,7 +142,8 @@ impl CopyJob<'_> {
             k[5],
             n[5],
             k[6],
-            n[6]
+            n[6],
+            self.kept
         );
     }
 }
@@ -186,10 +191,7 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
         // A page without references that is on no free list: another page
         // of a multi-page allocation, or one on its way to being freed.
         // Its last writes may have gone through a user mapping torn down
-        // since, taking the Dirty bit along. Hash such pages too, and the
-        // frames of compound pages that are not slabs (page fragments,
-        // large folios), to which the tracker has been seen to miss
-        // writes (see `shim::page_unreferenced`).
+        // since, taking the Dirty bit along. Hash such pages too.
         let candidate = job.tracker.candidate(pfn) || crate::shim::page_unreferenced(pfn);
         if !candidate && job.verify.is_none() {
             continue;
@@ -213,6 +215,8 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
                 return ENOSPC.to_errno() as i64;
             }
             job.kinds[crate::shim::page_kind(pfn)] += 1;
+            job.kept +=
+                u64::from(job.tracker.kept_only(pfn) && !crate::shim::page_unreferenced(pfn));
             // What goes to the target is the copy, and a page can change
             // between hash and copy even here: this thread's own stack
             // page below the stack pointer. Verify against the copy.
@@ -415,6 +419,7 @@ pub(crate) fn take(
         missed_ptes: [[0; 4]; 4],
         hashed: 0,
         kinds: [0; 7],
+        kept: 0,
         start_tsc,
         steps: [0; 6],
     };
@@ -455,6 +460,8 @@ pub(crate) fn take(
         false => {
             job.log_steps();
             log_local_resume();
+            let kept = job.kept;
+            crate::control::update(|_, x| x.kept_mark_pages = kept);
             Ok(Outcome::Saved {
                 staged: job.staging.len(),
                 // By the counter: the monotonic clock stands still while

@@ -96,6 +96,11 @@ pub(crate) struct Extra {
     pub(crate) compressed_pages: u64,
     /// Pages skipped because they were free.
     pub(crate) free_pages: u64,
+    /// Free frames whose marks the last round kept for the next one.
+    pub(crate) free_marked: u64,
+    /// Pages the last checkpoint staged that only a mark kept on a free
+    /// frame made candidates: each a change no Dirty bit showed any more.
+    pub(crate) kept_mark_pages: u64,
     /// RAM pages not mapped in the direct map (not sent).
     pub(crate) unmapped_pages: u64,
     /// Bounce-buffer frames left out of the image.

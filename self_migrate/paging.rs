@@ -92,6 +92,22 @@ impl DirtyMap {
         }
     }
 
+    /// Clears the marks of frames `[start, end)`, clipped to the map.
+    pub(crate) fn unmark_range(&mut self, start: u64, end: u64) {
+        let mut p = start;
+        while p < end.min(self.frames) {
+            if p % 64 == 0 && end - p >= 64 {
+                if let Some(w) = self.words.get_mut((p / 64) as usize) {
+                    *w = 0;
+                }
+                p += 64;
+            } else {
+                self.unmark(p);
+                p += 1;
+            }
+        }
+    }
+
     /// Clears the mark of `pfn`.
     pub(crate) fn unmark(&mut self, pfn: u64) {
         if let Some(w) = self.words.get_mut((pfn / 64) as usize) {

@@ -4,8 +4,11 @@
 //!
 //! Round 0 sends every RAM page in use; later rounds send the pages the
 //! tracker reports changed. In paging mode each round starts with a harvest
-//! of the Dirty bits, and only the frames it marks are hashed. Pages of free buddy blocks are skipped (a page
-//! allocated later gets written, hence changes, hence is sent), all-zero
+//! of the Dirty bits, and only the frames it marks are hashed. Pages of free
+//! buddy blocks are skipped and keep their marks (see
+//! [`Tracker::keep_marks`]); a
+//! page allocated later either gets written, hence marked, or still holds
+//! what it held when it was freed, which the kept mark sends. All-zero
 //! pages travel as markers, and a page whose direct-map mapping is absent is
 //! counted and not read.
 
@@ -140,6 +143,7 @@ pub(crate) fn round(
             "the paging tracker cannot read the page tables (too many address spaces?)",
         )
     })?;
+    let marked = tracker.marked();
     let mut walk = RamWalk::new(desc);
     let (mut sent, mut unmapped) = (0u64, 0u64);
     loop {
@@ -150,13 +154,24 @@ pub(crate) fn round(
             if pfn % 1024 == 0 {
                 shim::cond_resched();
             }
-            if tracker.is_excluded(pfn) || !tracker.candidate(pfn) {
+            if tracker.is_excluded(pfn) {
+                tracker.take(pfn);
+                continue;
+            }
+            if !tracker.candidate(pfn) {
                 continue;
             }
             let Some(page) = direct_map_page(pfn) else {
                 unmapped += 1;
                 continue;
             };
+            if tracker.kept_only(pfn) && shim::page_unreferenced(pfn) {
+                // Free (on a per-CPU list) or the tail of a multi-page
+                // allocation: the checkpoint hashes such pages anyway.
+                // Keep the mark.
+                continue;
+            }
+            tracker.take(pfn);
             if !tracker.changed(pfn, page) {
                 continue;
             }
@@ -179,11 +194,12 @@ pub(crate) fn round(
         }
     }
     let free = walk.free;
-    let marked = tracker.consumed();
+    let kept = tracker.keep_marks(desc);
     control::update(|s, x| {
         s.round = round;
         s.dirty_pages = sent;
         x.free_pages = free;
+        x.free_marked = kept;
         x.unmapped_pages = unmapped;
         if let Some(found) = found {
             x.paging = PagingStats {

@@ -46,14 +46,6 @@ bool selfmig_page_unreferenced(unsigned long pfn)
 
 	if (!page)
 		return false;
-	/*
-	 * A frame of a compound page that is not a slab (page fragments,
-	 * large folios): the paging tracker has been seen to miss writes to
-	 * such pages (order-3 page fragments, cause not found yet), so the
-	 * checkpoint hashes them all.
-	 */
-	if (PageCompound(page) && !PageSlab(compound_head(page)))
-		return true;
 	return !PageTail(page) && !page_ref_count(page);
 }
 

@@ -39,9 +39,7 @@ pub(crate) const PAGE_KINDS: [&str; 7] = [
 /// Whether the checkpoint hashes `pfn`'s page whatever the tracker found:
 /// a page with no references that is not a compound tail (a page of a
 /// multi-page allocation other than the first, or one on its way to a free
-/// list), or a frame of a compound page that is not a slab (page
-/// fragments, large folios: the paging tracker has been seen to miss
-/// writes to them).
+/// list).
 pub(crate) fn page_unreferenced(pfn: u64) -> bool {
     // SAFETY: The helper accepts any pfn; it checks the page is online.
     unsafe { bindings::selfmig_page_unreferenced(pfn as _) }

@@ -135,6 +135,8 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
     out.line(format_args!("zero_pages: {}", x.zero_pages))?;
     out.line(format_args!("compressed_pages: {}", x.compressed_pages))?;
     out.line(format_args!("free_pages_skipped: {}", x.free_pages))?;
+    out.line(format_args!("free_pages_marked: {}", x.free_marked))?;
+    out.line(format_args!("kept_mark_pages: {}", x.kept_mark_pages))?;
     out.line(format_args!("unmapped_pages: {}", x.unmapped_pages))?;
     out.line(format_args!("bounce_pages_excluded: {}", x.bounce_pages))?;
     out.line(format_args!("dirty_pages: {}", s.dirty_pages))?;

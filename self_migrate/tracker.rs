@@ -29,8 +29,11 @@ const EXCLUDED: u64 = u64::MAX;
 
 /// The paging mode's state.
 struct Paging {
-    /// Frames marked by harvests since the last round consumed them.
+    /// Frames marked by harvests and not yet taken by a round.
     dirty: DirtyMap,
+    /// Marks a round found on free frames and kept (see
+    /// [`Tracker::keep_marks`]).
+    kept: DirtyMap,
     /// Reads the Dirty bits.
     harvester: Harvester,
 }
@@ -53,6 +56,7 @@ impl Tracker {
         let paging = match paging {
             true => Some(Paging {
                 dirty: DirtyMap::new(end)?,
+                kept: DirtyMap::new(end)?,
                 harvester: Harvester::new(end)?,
             }),
             false => None,
@@ -124,14 +128,45 @@ impl Tracker {
         }
     }
 
-    /// After a round sent every candidate: forgets the marks. Returns how
-    /// many frames were marked.
-    pub(crate) fn consumed(&mut self) -> u64 {
+    /// In a live round, for a candidate frame the round reads (see
+    /// [`Self::candidate`]): forgets its marks.
+    pub(crate) fn take(&mut self, pfn: u64) {
+        if let Some(p) = self.paging.as_mut() {
+            p.dirty.unmark(pfn);
+            p.kept.unmark(pfn);
+        }
+    }
+
+    /// Whether only a kept mark makes `pfn` a candidate.
+    pub(crate) fn kept_only(&self, pfn: u64) -> bool {
+        self.paging.as_ref().is_some_and(|p| {
+            p.kept.test(pfn)
+                && !p.dirty.test(pfn)
+                && !matches!(self.hashes.get(pfn as usize), Some(&NEVER_SENT))
+        })
+    }
+
+    /// After a live round: keeps the marks of the frames the round did not
+    /// read. Those are frames it skipped because they were free (or had no
+    /// mapping to read through). Such a frame may have been written after
+    /// it was last sent and before it was freed, and then be allocated
+    /// again and not written (the unused part of a page fragment): it then
+    /// holds what it held when it was freed, no Dirty bit says so, and only
+    /// its kept mark makes the next round or the checkpoint send it.
+    /// Marks outside `desc`'s RAM ranges (a harvest that cannot tell
+    /// what changed marks every frame) are dropped. Returns how many marks
+    /// are kept.
+    pub(crate) fn keep_marks(&mut self, desc: &MachineDesc) -> u64 {
         match self.paging.as_mut() {
             Some(p) => {
-                let n = p.dirty.count();
+                p.kept.add(&p.dirty);
                 p.dirty.clear();
-                n
+                let mut hole = 0;
+                for range in desc.ranges() {
+                    p.kept.unmark_range(hole, range.start_pfn);
+                    hole = range.end_pfn();
+                }
+                p.kept.count()
             }
             None => 0,
         }
@@ -148,7 +183,9 @@ impl Tracker {
         match &self.paging {
             None => true,
             Some(p) => {
-                p.dirty.test(pfn) || matches!(self.hashes.get(pfn as usize), Some(&NEVER_SENT))
+                p.dirty.test(pfn)
+                    || p.kept.test(pfn)
+                    || matches!(self.hashes.get(pfn as usize), Some(&NEVER_SENT))
             }
         }
     }
@@ -193,8 +230,10 @@ impl Tracker {
     pub(crate) fn exclude_self(&mut self) {
         let len = self.hashes.len() * core::mem::size_of::<u64>();
         self.exclude(self.hashes.as_ptr().cast(), len);
-        if let Some((addr, len)) = self.paging.as_ref().map(|p| p.dirty.storage()) {
-            self.exclude(addr, len);
+        if let Some(p) = self.paging.as_ref() {
+            let (dirty, kept) = (p.dirty.storage(), p.kept.storage());
+            self.exclude(dirty.0, dirty.1);
+            self.exclude(kept.0, kept.1);
         }
         let mut buffers = KVec::new();
         if let Some(p) = self.paging.as_ref() {
