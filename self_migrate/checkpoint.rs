@@ -10,10 +10,13 @@
 //! in reverse, devices thawed (`PMSG_THAW`) when the image was made here and
 //! restored (`PMSG_RESTORE`) when this is a restored image resuming on the
 //! target. Each phase is one function that undoes exactly what it did.
+//! Virtio NICs are the exception: they stay live, and are restarted on the
+//! target ([`crate::live_nic`]).
 
 use crate::bindings;
 use crate::cpu_context;
 use crate::failure::{Context, Failure};
+use crate::live_nic::LiveNics;
 use crate::page_hash::page_hash;
 use crate::paging::{DirtyMap, Found};
 use crate::pm::{self, Msg};
@@ -63,6 +66,8 @@ enum Step {
 /// What the copy works on, passed through the assembly as a raw pointer.
 struct CopyJob<'a> {
     desc: &'a MachineDesc,
+    /// NICs the PM core leaves alone during this checkpoint.
+    nics: &'a LiveNics,
     /// Frames on the per-CPU free lists, found once interrupts are off.
     pcp_free: &'a mut DirtyMap,
     /// Frames skipped for being there.
@@ -329,8 +334,10 @@ fn stop_cpu(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
     // what `selfmig_checkpoint_copy` expects.
     let ret = unsafe { cpu_context::save_context((job as *mut CopyJob<'_>).cast()) };
     if ret == 1 {
-        // Resumed on the target: sched_clock must continue from here.
+        // Resumed on the target: sched_clock must continue from here, and
+        // nothing may touch the live NICs' rings before they restart.
         sched_clock_state(false);
+        job.nics.break_devices();
     }
     mark(Mark::Entry);
     pm::syscore_resume();
@@ -388,6 +395,9 @@ fn stop_devices(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
     job.step(Step::Frozen);
     let result = stop_devices_late(job);
     pm::dpm_resume_end(resume_msg(&result));
+    if let Ok(true) = result {
+        job.nics.restart();
+    }
     mark(Mark::Devices);
     result
 }
@@ -406,8 +416,10 @@ pub(crate) fn take(
     let _sleep = pm::SleepLock::lock();
     let _rcu = pm::ExpeditedRcu::start();
     let cpus = pm::OfflineCpus::take().context("cannot take secondary CPUs offline")?;
+    let nics = LiveNics::keep();
     let mut job = CopyJob {
         desc,
+        nics: &nics,
         pcp_free: &mut pcp_free,
         pcp_skipped: 0,
         tracker,

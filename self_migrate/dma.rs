@@ -21,9 +21,11 @@
 //! which is where virtio keeps its rings. The device writes the used ring
 //! (and a packed ring's descriptors) directly. [`DeviceRings`] records
 //! where every virtqueue's rings are, and the paging tracker treats those
-//! frames as changed in every harvest. (At the checkpoint the devices are
-//! frozen, which frees the rings; their frames stay marked so that the
-//! checkpoint's copy matches what the target will hold.)
+//! frames as changed in every harvest. (At the checkpoint other virtio
+//! devices are frozen, which frees their rings; the frames stay marked so
+//! that the checkpoint's copy matches what the target will hold. A NIC
+//! stays live, see [`crate::live_nic`], and its rings are copied as they
+//! are.)
 
 use crate::bindings;
 use crate::devices::{bound_virtio, driver_name, for_each_pci_device, name};

@@ -36,6 +36,7 @@ mod global;
 mod ioctl;
 #[path = "../ksupport/kthread.rs"]
 mod kthread;
+mod live_nic;
 #[path = "../ksupport/lz4.rs"]
 mod lz4;
 #[path = "../ksupport/machine.rs"]

@@ -235,6 +235,18 @@ void selfmig_vqs_unlock(struct virtio_device *vdev)
 }
 
 /*
+ * Sets whether the PM core's device callbacks skip @dev (as they skip
+ * devices handled by syscore operations); returns the previous setting.
+ */
+bool selfmig_pm_syscore(struct device *dev, bool skip)
+{
+	bool was = dev->power.syscore;
+
+	dev_pm_syscore_device(dev, skip);
+	return was;
+}
+
+/*
  * Calls @visit(pfn, order, data) for every block on this CPU's per-CPU free
  * lists. Only with interrupts off and the other CPUs offline (their lists
  * are drained as they go), as in the checkpoint: nothing else touches the

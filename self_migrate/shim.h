@@ -36,6 +36,8 @@ void selfmig_put_task(struct task_struct *p);
 struct virtio_device;
 void selfmig_vqs_lock(struct virtio_device *vdev);
 void selfmig_vqs_unlock(struct virtio_device *vdev);
+struct device;
+bool selfmig_pm_syscore(struct device *dev, bool skip);
 void selfmig_pcp_for_each(void (*visit)(unsigned long pfn, unsigned int order, void *data),
 			  void *data);
 
