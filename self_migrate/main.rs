@@ -72,6 +72,7 @@ mod tracker;
 #[path = "../ksupport/tsc.rs"]
 mod tsc;
 mod uevent;
+mod urgent;
 mod verify;
 
 module! {

@@ -45,6 +45,7 @@ use crate::throttle::Throttle;
 use crate::tracker::Tracker as PageTracker;
 use crate::tsc;
 use crate::uevent;
+use crate::urgent::Urgent;
 use crate::verify::Verify;
 use kernel::prelude::*;
 
@@ -318,6 +319,7 @@ fn session(
                     t0: now_ns() - stopped_ns,
                     stopped_ns: stopped_ns as u64,
                 };
+                let _urgent = Urgent::raise();
                 return finish(
                     chan,
                     &mut tracker,

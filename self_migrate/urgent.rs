@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The migration thread's priority while the guest is stopped.
+//!
+//! After the checkpoint the guest's applications wait for the target, and
+//! the source has one job left: sending what it staged. Its tasks run on
+//! meanwhile (their packets go nowhere: the fence drops them), and a task
+//! that keeps a CPU busy, or an echo server woken by every probe packet,
+//! would take turns with the migration thread and stretch the downtime.
+//! So the thread runs as a real-time task (the lowest FIFO priority, above
+//! every normal task, below threaded interrupt handlers) until the
+//! migration ends, and is a normal kernel thread again afterwards.
+
+use crate::bindings;
+
+/// While it lives, the current thread runs with `SCHED_FIFO` priority 1.
+/// Only for the migration's kernel thread, which was a normal thread with
+/// nice 0 before and is again after.
+pub(crate) struct Urgent(());
+
+/// The task running this code.
+fn current() -> *mut bindings::task_struct {
+    // SAFETY: `get_current()` only reads this CPU's current-task pointer.
+    unsafe { kernel::bindings::get_current() }.cast()
+}
+
+impl Urgent {
+    /// Raises the current thread.
+    pub(crate) fn raise() -> Self {
+        // SAFETY: The current task is alive while it runs this.
+        unsafe { bindings::sched_set_fifo_low(current()) };
+        Self(())
+    }
+}
+
+impl Drop for Urgent {
+    fn drop(&mut self) {
+        // SAFETY: As in `raise`: the same thread, alive while it runs this.
+        unsafe { bindings::sched_set_normal(current(), 0) };
+    }
+}
