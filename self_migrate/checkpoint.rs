@@ -112,11 +112,11 @@ impl CopyJob<'_> {
             us[i] = tsc_delta_us(prev, t, khz);
             prev = t.max(prev);
         }
-        let (walked, skipped, text) = self.found.map_or((0, 0, true), |f| {
-            (f.tables, f.tables_skipped, f.text_marked)
+        let (walked, skipped, text, all) = self.found.map_or((0, 0, true, true), |f| {
+            (f.tables, f.tables_skipped, f.text_marked, f.all_marked)
         });
         pr_info!(
-            "checkpoint: CPUs offline {} us, devices frozen {}, late {}, syscore {}, harvest {} ({} tables walked, {} skipped, text {}), copy {} ({} pages hashed, {} staged, {} free on per-CPU lists)\n",
+            "checkpoint: CPUs offline {} us, devices frozen {}, late {}, syscore {}, harvest {} ({} tables walked, {} skipped, text {}{}), copy {} ({} pages hashed, {} staged, {} free on per-CPU lists)\n",
             us[0],
             us[1],
             us[2],
@@ -125,6 +125,7 @@ impl CopyJob<'_> {
             walked,
             skipped,
             if text { "hashed" } else { "unchanged" },
+            if all { ", every page marked" } else { "" },
             us[5],
             self.hashed,
             self.staging.len(),

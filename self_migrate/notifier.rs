@@ -12,8 +12,12 @@
 //!   or not (a write may still land between this call and the teardown), in
 //!   an atomic bitmap the next harvest consumes;
 //! - if a harvest consumed those marks before the invalidation ended (its
-//!   generation moved on), writes made in between could be lost: the next
-//!   round and the checkpoint then hash every page (the *full scan* flag);
+//!   generation moved on), writes made in between could be lost: the frames
+//!   are marked again when it ends, or by the checkpoint if it is stopped
+//!   in between. Each invalidation in flight keeps a list of the frames it
+//!   marked for that (runs of consecutive frames, up to [`RUNS`]); one
+//!   that marked more sets the *full scan* flag instead, and the next round
+//!   or the checkpoint hashes every page;
 //! - `release` (the address space's last user is gone) marks every dirty
 //!   frame: nobody can write any more.
 //!
@@ -31,6 +35,15 @@ use kernel::prelude::*;
 /// Invalidations tracked at once.
 const SLOTS: usize = 64;
 
+/// Runs of consecutive frames an invalidation in flight remembers.
+const RUNS: usize = 256;
+
+/// A slot's run count once its invalidation marked more than it can list.
+const OVERFLOW: usize = usize::MAX;
+
+/// Frames a listed run holds at most (its low bits).
+const RUN_BITS: u32 = 12;
+
 /// State shared by the callbacks (any thread) and the harvest.
 pub(crate) struct Shared {
     paging: Paging,
@@ -42,6 +55,12 @@ pub(crate) struct Shared {
     /// generation when it started.
     ranges: [AtomicUsize; SLOTS],
     started: [AtomicU64; SLOTS],
+    /// Per slot, the runs of frames its invalidation marked, as
+    /// `pfn << RUN_BITS | count`; accessed atomically, written only by the
+    /// invalidation holding the slot.
+    runs: KVVec<u64>,
+    /// Per slot, how many runs are listed, or [`OVERFLOW`].
+    counts: [AtomicUsize; SLOTS],
     /// Marks may have been lost: hash every page next time.
     full_scan: AtomicBool,
 }
@@ -55,6 +74,8 @@ impl Shared {
             generation: AtomicU64::new(1),
             ranges: [const { AtomicUsize::new(0) }; SLOTS],
             started: [const { AtomicU64::new(0) }; SLOTS],
+            runs: KVVec::from_elem(0u64, SLOTS * RUNS, GFP_KERNEL)?,
+            counts: [const { AtomicUsize::new(0) }; SLOTS],
             full_scan: AtomicBool::new(false),
         })
     }
@@ -65,6 +86,64 @@ impl Shared {
         // SAFETY: `u64` and `AtomicU64` have the same layout; every access
         // to the bitmap after construction goes through this function.
         Some(unsafe { AtomicU64::from_ptr(word as *const u64 as *mut u64) })
+    }
+
+    /// Entry `index` of the slots' run lists, atomically.
+    fn run(&self, index: usize) -> Option<&AtomicU64> {
+        let run = self.runs.get(index)?;
+        // SAFETY: As in `word`: same layout, and every access after
+        // construction goes through this function.
+        Some(unsafe { AtomicU64::from_ptr(run as *const u64 as *mut u64) })
+    }
+
+    /// Lists frames `[pfn, pfn + count)` in `slot`'s runs, extending the
+    /// last run when they follow it. Only the invalidation holding the
+    /// slot calls this.
+    fn list(&self, slot: usize, pfn: u64, count: u64) {
+        let Some(counter) = self.counts.get(slot) else {
+            return;
+        };
+        let n = counter.load(Ordering::Acquire);
+        if n == OVERFLOW {
+            return;
+        }
+        let max = (1u64 << RUN_BITS) - 1;
+        if n > 0 {
+            if let Some(last) = self.run(slot * RUNS + n - 1) {
+                let v = last.load(Ordering::Relaxed);
+                let (start, len) = (v >> RUN_BITS, v & max);
+                if start + len == pfn && len + count <= max {
+                    last.store(start << RUN_BITS | (len + count), Ordering::Release);
+                    return;
+                }
+            }
+        }
+        let next = match self.run(slot * RUNS + n) {
+            Some(r) if n < RUNS && count <= max => r,
+            _ => {
+                counter.store(OVERFLOW, Ordering::Release);
+                return;
+            }
+        };
+        next.store(pfn << RUN_BITS | count, Ordering::Release);
+        counter.store(n + 1, Ordering::Release);
+    }
+
+    /// Marks again the frames `slot`'s invalidation listed; false if it
+    /// marked more than it could list.
+    fn mark_again(&self, slot: usize) -> bool {
+        let n = match self.counts.get(slot).map(|c| c.load(Ordering::Acquire)) {
+            Some(OVERFLOW) | None => return false,
+            Some(n) => n,
+        };
+        let max = (1u64 << RUN_BITS) - 1;
+        for i in 0..n {
+            if let Some(r) = self.run(slot * RUNS + i) {
+                let v = r.load(Ordering::Acquire);
+                self.mark(v >> RUN_BITS, v & max);
+            }
+        }
+        true
     }
 
     /// Marks frames `[pfn, pfn + count)`.
@@ -78,10 +157,12 @@ impl Shared {
 
     /// Marks the frames mapped in `[start, end)` of the address space
     /// rooted at `root`: all of them, or with `dirty_only` the dirty ones.
-    fn mark_range(&self, root: u64, start: u64, end: u64, dirty_only: bool) {
+    /// With `slot`, lists them there too (see [`Self::list`]).
+    fn mark_range(&self, root: u64, start: u64, end: u64, dirty_only: bool, slot: Option<usize>) {
         let mut marker = Marker {
             shared: self,
             dirty_only,
+            slot,
         };
         let flags = shim::irq_save();
         pagetable::walk(
@@ -98,6 +179,20 @@ impl Shared {
     /// `checkpoint`, also says whether marks may have been lost (then every
     /// page must be hashed); a live harvest reports and clears that flag.
     fn consume(&self, map: &mut DirtyMap, checkpoint: bool) -> bool {
+        if checkpoint {
+            // Nothing runs, but an invalidation may be stopped between its
+            // start and its end: if an earlier harvest consumed its marks,
+            // its pages may have been written since. Mark them again.
+            let now = self.generation.load(Ordering::SeqCst);
+            for (slot, (r, g)) in self.ranges.iter().zip(&self.started).enumerate() {
+                if r.load(Ordering::Acquire) != 0
+                    && g.load(Ordering::Acquire) < now
+                    && !self.mark_again(slot)
+                {
+                    self.full_scan.store(true, Ordering::Release);
+                }
+            }
+        }
         for i in 0..self.zapped.len() {
             if let Some(w) = self.word(i) {
                 let bits = w.swap(0, Ordering::AcqRel);
@@ -108,42 +203,37 @@ impl Shared {
         }
         // After the swap: an invalidation that marked before it sees the
         // generation change when it ends.
-        let before = self.generation.fetch_add(1, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
         if !checkpoint {
             return self.full_scan.swap(false, Ordering::AcqRel);
         }
-        // In the checkpoint nothing runs, but an invalidation may be
-        // stopped between its start and its end: if an earlier harvest
-        // consumed its marks, the page may have been written since.
-        let stale = self
-            .ranges
-            .iter()
-            .zip(&self.started)
-            .any(|(r, g)| r.load(Ordering::Acquire) != 0 && g.load(Ordering::Acquire) < before);
-        stale || self.full_scan.load(Ordering::Acquire)
+        self.full_scan.load(Ordering::Acquire)
     }
 
-    /// An invalidation of `range` starts.
-    fn start(&self, range: usize) {
+    /// An invalidation of `range` starts; returns the slot it holds.
+    fn start(&self, range: usize) -> Option<usize> {
         let generation = self.generation.load(Ordering::SeqCst);
-        for (r, g) in self.ranges.iter().zip(&self.started) {
+        let slots = self.ranges.iter().zip(&self.started).zip(&self.counts);
+        for (slot, ((r, g), count)) in slots.enumerate() {
             if r.compare_exchange(0, range, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
+                count.store(0, Ordering::Release);
                 g.store(generation, Ordering::Release);
-                return;
+                return Some(slot);
             }
         }
         // No slot: we cannot tell later whether marks were consumed.
         self.full_scan.store(true, Ordering::Release);
+        None
     }
 
     /// The invalidation of `range` ended.
     fn end(&self, range: usize) {
         let now = self.generation.load(Ordering::SeqCst);
-        for (r, g) in self.ranges.iter().zip(&self.started) {
+        for (slot, (r, g)) in self.ranges.iter().zip(&self.started).enumerate() {
             if r.load(Ordering::Acquire) == range {
-                if g.load(Ordering::Acquire) != now {
+                if g.load(Ordering::Acquire) != now && !self.mark_again(slot) {
                     self.full_scan.store(true, Ordering::Release);
                 }
                 r.store(0, Ordering::Release);
@@ -157,6 +247,8 @@ impl Shared {
 struct Marker<'a> {
     shared: &'a Shared,
     dirty_only: bool,
+    /// The slot of the invalidation marking, to list the frames in.
+    slot: Option<usize>,
 }
 
 impl Visitor for Marker<'_> {
@@ -167,6 +259,9 @@ impl Visitor for Marker<'_> {
         let dirty = leaf.value & (DIRTY | SAVED_DIRTY) != 0;
         if mapped && (dirty || !self.dirty_only) {
             self.shared.mark(leaf.pfn, leaf.pages);
+            if let Some(slot) = self.slot {
+                self.shared.list(slot, leaf.pfn, leaf.pages);
+            }
         }
         true
     }
@@ -203,8 +298,14 @@ unsafe extern "C" fn range_start(
 ) -> i32 {
     // SAFETY: By the function's safety requirements.
     let (shared, r) = unsafe { (shared_of(sub), &*range) };
-    shared.start(range as usize);
-    shared.mark_range(shim::mm_pgd_pa(r.mm), r.start as u64, r.end as u64, false);
+    let slot = shared.start(range as usize);
+    shared.mark_range(
+        shim::mm_pgd_pa(r.mm),
+        r.start as u64,
+        r.end as u64,
+        false,
+        slot,
+    );
     0
 }
 
@@ -230,7 +331,7 @@ unsafe extern "C" fn range_end(
 unsafe extern "C" fn release(sub: *mut bindings::mmu_notifier, mm: *mut bindings::mm_struct) {
     // SAFETY: By the function's safety requirements.
     let shared = unsafe { shared_of(sub) };
-    shared.mark_range(shim::mm_pgd_pa(mm), 0, shared.paging.half(), true);
+    shared.mark_range(shim::mm_pgd_pa(mm), 0, shared.paging.half(), true, None);
 }
 
 /// The callbacks.

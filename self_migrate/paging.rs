@@ -185,6 +185,9 @@ pub(crate) struct Found {
     /// Whether kernel text may have changed since the last harvest (always
     /// if that cannot be told), hence read-only frames were marked.
     pub(crate) text_marked: bool,
+    /// Whether every frame was marked: the MMU notifiers could not tell
+    /// what an invalidation that raced with a harvest unmapped.
+    pub(crate) all_marked: bool,
 }
 
 /// Walks the page tables and reads (and in live rounds clears) their Dirty
@@ -284,6 +287,7 @@ impl Harvester {
             }
             if self.notifiers.consume(map, false) {
                 map.mark_all();
+                found.all_marked = true;
             }
         }
         self.rings.collect()?;
@@ -381,6 +385,7 @@ impl Harvester {
         #[cfg(CONFIG_MMU_NOTIFIER)]
         if self.notifiers.consume(map, true) {
             map.mark_all();
+            found.all_marked = true;
         }
         self.mark_rings(map);
         let end = self.paging.half();
