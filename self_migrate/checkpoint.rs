@@ -72,6 +72,11 @@ struct CopyJob<'a> {
     pcp_free: &'a mut DirtyMap,
     /// Frames skipped for being there.
     pcp_skipped: u64,
+    /// Frames the harvest marked, counted before the copy: the image
+    /// holds this thread's stack as the copy passed it, and the tracker's
+    /// own bitmaps not at all, so only what was set before the copy is
+    /// right on the target too.
+    marked: u64,
     tracker: &'a mut Tracker,
     staging: &'a mut Staging,
     verify: Option<&'a mut Verify>,
@@ -173,6 +178,7 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
         Ok(found) => job.found = found,
         Err(e) => return e.to_errno() as i64,
     }
+    job.marked = job.tracker.marked();
     job.step(Step::Harvested);
     // SAFETY: Interrupts are off and this is the only online CPU, as the
     // helper requires; `mark_pcp_block` takes a `*mut DirtyMap`: the
@@ -423,6 +429,7 @@ pub(crate) fn take(
         nics: &nics,
         pcp_free: &mut pcp_free,
         pcp_skipped: 0,
+        marked: 0,
         tracker,
         staging,
         verify,
@@ -456,7 +463,7 @@ pub(crate) fn take(
         // The marks stay: if this checkpoint is abandoned, the next round
         // sends them (the address spaces just released may have been torn
         // down since, taking their Dirty bits with them).
-        let marked = job.tracker.marked();
+        let marked = job.marked;
         let misses = job.misses;
         crate::control::update(|_, x| {
             x.checkpoint_paging = crate::control::PagingStats {
@@ -464,6 +471,7 @@ pub(crate) fn take(
                 dirty_entries: found.dirty_leaves,
                 page_tables: found.tables,
                 address_spaces: found.address_spaces,
+                all_marked: found.all_marked,
             };
             x.tracker_misses = misses;
         });

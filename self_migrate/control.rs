@@ -85,6 +85,9 @@ pub(crate) struct PagingStats {
     pub(crate) page_tables: u64,
     /// User address spaces walked.
     pub(crate) address_spaces: u64,
+    /// Whether the harvest marked every frame (the MMU notifiers could not
+    /// tell what an invalidation unmapped).
+    pub(crate) all_marked: bool,
 }
 
 /// Counters shown in `stats` beyond the ioctl status.
@@ -100,6 +103,7 @@ pub(crate) struct Extra {
     pub(crate) free_marked: u64,
     /// Pages the last checkpoint staged that only a mark kept on a free
     /// frame made candidates: each a change no Dirty bit showed any more.
+    /// Known on the source only (counted during the copy).
     pub(crate) kept_mark_pages: u64,
     /// RAM pages not mapped in the direct map (not sent).
     pub(crate) unmapped_pages: u64,

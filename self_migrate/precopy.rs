@@ -207,6 +207,7 @@ pub(crate) fn round(
                 dirty_entries: found.dirty_leaves,
                 page_tables: found.tables,
                 address_spaces: found.address_spaces,
+                all_marked: found.all_marked,
             };
         }
     });

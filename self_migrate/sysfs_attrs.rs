@@ -155,6 +155,10 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
         out.line(format_args!("{prefix}dirty_entries: {}", p.dirty_entries))?;
         out.line(format_args!("{prefix}page_tables: {}", p.page_tables))?;
         out.line(format_args!("{prefix}address_spaces: {}", p.address_spaces))?;
+        out.line(format_args!(
+            "{prefix}all_marked: {}",
+            u8::from(p.all_marked)
+        ))?;
     }
     out.line(format_args!("tracker_misses: {}", x.tracker_misses))?;
     out.line(format_args!("bandwidth_bytes_per_s: {}", x.bandwidth))?;
