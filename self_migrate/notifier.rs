@@ -80,20 +80,14 @@ impl Shared {
         })
     }
 
-    /// The bitmap word holding `pfn`, atomically.
+    /// Word `index` of the bitmap, atomically.
     fn word(&self, index: usize) -> Option<&AtomicU64> {
-        let word = self.zapped.get(index)?;
-        // SAFETY: `u64` and `AtomicU64` have the same layout; every access
-        // to the bitmap after construction goes through this function.
-        Some(unsafe { AtomicU64::from_ptr(word as *const u64 as *mut u64) })
+        atomic_at(&self.zapped, index)
     }
 
     /// Entry `index` of the slots' run lists, atomically.
     fn run(&self, index: usize) -> Option<&AtomicU64> {
-        let run = self.runs.get(index)?;
-        // SAFETY: As in `word`: same layout, and every access after
-        // construction goes through this function.
-        Some(unsafe { AtomicU64::from_ptr(run as *const u64 as *mut u64) })
+        atomic_at(&self.runs, index)
     }
 
     /// Lists frames `[pfn, pfn + count)` in `slot`'s runs, extending the
@@ -241,6 +235,15 @@ impl Shared {
             }
         }
     }
+}
+
+/// Element `index` of `v`, accessed atomically. Every access to `v` after
+/// its construction must go through this function.
+fn atomic_at(v: &KVVec<u64>, index: usize) -> Option<&AtomicU64> {
+    let element = v.get(index)?;
+    // SAFETY: `u64` and `AtomicU64` have the same layout, and no access to
+    // the vector's elements is non-atomic (see above).
+    Some(unsafe { AtomicU64::from_ptr(element as *const u64 as *mut u64) })
 }
 
 /// Marks frames for [`Shared::mark_range`].
