@@ -68,8 +68,14 @@ impl DirtyMap {
 
     /// Marks frames `[pfn, pfn + count)`, clipped to the map.
     pub(crate) fn mark(&mut self, pfn: u64, count: u64) {
-        let end = pfn.saturating_add(count).min(self.frames);
-        let mut p = pfn;
+        self.update_range(pfn, pfn.saturating_add(count), |w, mask| *w |= mask);
+    }
+
+    /// Applies `f` to every word holding frames `[start, end)` (clipped to
+    /// the map), with the mask of those frames in it.
+    fn update_range(&mut self, start: u64, end: u64, f: impl Fn(&mut u64, u64)) {
+        let end = end.min(self.frames);
+        let mut p = start;
         while p < end {
             let (word, bit) = ((p / 64) as usize, p % 64);
             let n = (64 - bit).min(end - p);
@@ -79,7 +85,7 @@ impl DirtyMap {
                 ((1u64 << n) - 1) << bit
             };
             if let Some(w) = self.words.get_mut(word) {
-                *w |= mask;
+                f(w, mask);
             }
             p += n;
         }
@@ -94,18 +100,7 @@ impl DirtyMap {
 
     /// Clears the marks of frames `[start, end)`, clipped to the map.
     pub(crate) fn unmark_range(&mut self, start: u64, end: u64) {
-        let mut p = start;
-        while p < end.min(self.frames) {
-            if p % 64 == 0 && end - p >= 64 {
-                if let Some(w) = self.words.get_mut((p / 64) as usize) {
-                    *w = 0;
-                }
-                p += 64;
-            } else {
-                self.unmark(p);
-                p += 1;
-            }
-        }
+        self.update_range(start, end, |w, mask| *w &= !mask);
     }
 
     /// Clears the mark of `pfn`.

@@ -6,11 +6,10 @@
 //! tracker reports changed. In paging mode each round starts with a harvest
 //! of the Dirty bits, and only the frames it marks are hashed. Pages of free
 //! buddy blocks are skipped and keep their marks (see
-//! [`Tracker::keep_marks`]); a
-//! page allocated later either gets written, hence marked, or still holds
-//! what it held when it was freed, which the kept mark sends. All-zero
-//! pages travel as markers, and a page whose direct-map mapping is absent is
-//! counted and not read.
+//! [`Tracker::keep_marks`]): a page allocated later either gets written,
+//! hence marked, or still holds what it held when it was freed, which the
+//! kept mark sends. All-zero pages travel as markers, and a page whose
+//! direct-map mapping is absent is counted and not read.
 
 use crate::bindings;
 use crate::channel::Channel;
