@@ -11,6 +11,8 @@ use kernel::prelude::*;
 
 #[path = "bindings_generated.rs"]
 mod bindings;
+#[path = "../ksupport/clock.rs"]
+mod clock;
 mod control;
 #[path = "../ksupport/crypto.rs"]
 mod crypto;

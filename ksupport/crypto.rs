@@ -15,6 +15,7 @@
 //! nothing.
 
 use crate::bindings;
+use crate::clock::now_ns;
 use crate::failure::Failure;
 use crate::proto::crypto::{
     scrub, Aead, CryptoError, Hash256, SessionAead, HASH_LEN, KEY_LEN, NONCE_LEN, TAG_LEN,
@@ -466,8 +467,7 @@ fn gcm_vector(
 /// pages of a vmalloc buffer as one can, under a random key and nonce:
 /// the scatterlist then has as many entries as it will ever need.
 fn gcm_largest_record() -> Result<(), Failure> {
-    // SAFETY: No preconditions.
-    let now = || unsafe { bindings::ktime_get() };
+    let now = now_ns;
     const CHECK: &str = "AES-256-GCM round trip of a largest record in vmalloc space";
     let mut key = [0u8; KEY_LEN];
     let mut nonce = [0u8; NONCE_LEN];

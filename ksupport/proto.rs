@@ -8,6 +8,8 @@ pub mod admission;
 pub mod bundle;
 #[path = "../proto/src/chain.rs"]
 pub mod chain;
+#[path = "../proto/src/converge.rs"]
+pub mod converge;
 #[path = "../proto/src/crypto.rs"]
 pub mod crypto;
 #[path = "../proto/src/handoff.rs"]

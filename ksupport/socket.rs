@@ -10,6 +10,7 @@
 //! [`Shutdown`] handle (used by abort and by module unload).
 
 use crate::bindings;
+use crate::clock::now_ns;
 use crate::errno::errno;
 use crate::proto::uapi::{self, Endpoint};
 use core::ptr::NonNull;
@@ -32,14 +33,12 @@ pub(crate) fn poll_until(
     (min_us, max_us): (usize, usize),
     mut done: impl FnMut() -> bool,
 ) -> bool {
-    // SAFETY: `ktime_get` has no preconditions.
-    let deadline = unsafe { bindings::ktime_get() } + i64::from(timeout_ms) * 1_000_000;
+    let deadline = now_ns() + i64::from(timeout_ms) * 1_000_000;
     loop {
         if done() {
             return true;
         }
-        // SAFETY: As above.
-        if unsafe { bindings::ktime_get() } >= deadline {
+        if now_ns() >= deadline {
             return false;
         }
         // SAFETY: Sleeping is allowed: process context, no locks held (the

@@ -15,10 +15,11 @@ mod announce;
 mod bindings;
 mod channel;
 mod checkpoint;
+#[path = "../ksupport/clock.rs"]
+mod clock;
 #[path = "../ksupport/connect.rs"]
 mod connect;
 mod control;
-mod converge;
 mod cpu_context;
 #[path = "../ksupport/crypto.rs"]
 mod crypto;

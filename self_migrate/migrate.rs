@@ -12,8 +12,8 @@ use crate::announce;
 use crate::bindings;
 use crate::channel::{refusal, Channel, Wallet};
 use crate::checkpoint::{self, Mark, Outcome};
+use crate::clock::now_ns;
 use crate::control::{self, Request, Tracker};
-use crate::converge::{Convergence, Decision};
 use crate::cpu_context;
 use crate::crypto::{random_bytes, Gcm, Sha256};
 use crate::dma;
@@ -27,6 +27,7 @@ use crate::precopy::{self, Tally};
 use crate::proto::admission::{encode_token_record, TokenReply};
 use crate::proto::bundle::TokenBundle;
 use crate::proto::chain::{chain_anchor, Link, Meter, Payer, LINK_LEN};
+use crate::proto::converge::{self, Convergence, Decision};
 use crate::proto::crypto::{scrub, SessionAead, TAG_LEN};
 use crate::proto::handoff::{tsc_delta_us, Handoff};
 use crate::proto::machine::MachineDesc;
@@ -57,12 +58,6 @@ const IO_TIMEOUT_MS: u32 = 15_000;
 
 /// Abort reason sent to the target: the source gave up.
 const ABORT_SOURCE_FAILED: u32 = 1;
-
-/// Monotonic time in nanoseconds.
-fn now_ns() -> i64 {
-    // SAFETY: `ktime_get` has no preconditions.
-    unsafe { crate::bindings::ktime_get() }
-}
 
 /// Thread entry point.
 pub(crate) fn run() {
@@ -255,10 +250,19 @@ fn session(
     loop {
         let (t0, bytes0) = (now_ns(), chan.bytes_sent);
         let sent = precopy::round(chan, desc, &mut tracker, &mut packer, &mut buf, round)?;
-        let (ns, bytes) = ((now_ns() - t0) as u64, chan.bytes_sent - bytes0);
-        let decision = policy.after_round(round, sent, bytes, ns, chan.bytes_sent);
+        let ns = (now_ns() - t0).max(0) as u64;
+        let heavy = heavy_dirtiers(&tracker)?;
+        let measured = converge::Round {
+            pages: sent.pages,
+            bytes: chan.bytes_sent - bytes0,
+            ns,
+            work_ns: sent.work_ns,
+            dirtiers: heavy.len() as u32,
+        };
+        let decision = policy.after_round(round, measured, chan.bytes_sent);
+        log_round(round, &measured, &policy, decision);
         if decision == Decision::Throttle {
-            throttle_dirtiers(&mut tracker, &mut throttle, &policy, round)?;
+            throttle_dirtiers(&heavy, &mut throttle, &policy, round);
         }
         control::update(|s, x| {
             s.expected_downtime_us = policy.expected_us;
@@ -269,7 +273,7 @@ fn session(
             x.throttled_threads = throttle.threads() as u32;
         });
         match decision {
-            Decision::Checkpoint => break,
+            Decision::Checkpoint | Decision::Floor => break,
             Decision::GiveUp => {
                 return Err(Failure::new(
                     errno(uapi::ETIMEDOUT),
@@ -338,7 +342,8 @@ fn session(
                 // More changed than the buffer holds: the dirtiers outran
                 // the estimate. Brake them harder before trying again.
                 if req.auto_converge {
-                    throttle_dirtiers(&mut tracker, &mut throttle, &policy, round)?;
+                    let heavy = heavy_dirtiers(&tracker)?;
+                    throttle_dirtiers(&heavy, &mut throttle, &policy, round);
                     control::update(|_, x| {
                         x.throttle_share_bp = throttle.share();
                         x.throttled_threads = throttle.threads() as u32;
@@ -359,21 +364,43 @@ fn session(
     ))
 }
 
+/// Logs what a pre-copy round measured and what the policy made of it.
+fn log_round(round: u32, r: &converge::Round, policy: &Convergence, decision: Decision) {
+    let next = match decision {
+        Decision::Continue => "another round",
+        Decision::Throttle => "another round, throttled",
+        Decision::Checkpoint => "checkpoint",
+        Decision::GiveUp => "giving up",
+        Decision::Floor => {
+            "checkpoint: the rounds stopped shrinking and no process dirties enough to throttle"
+        }
+    };
+    pr_info!(
+        "round {}: {} pages ({} KiB) in {} ms, {} ms of it on pages; {} pages/s dirtied, {} pages/s sendable; about {} pages pending, {} ms to send: {}\n",
+        round,
+        r.pages,
+        r.bytes / 1024,
+        r.ns / 1_000_000,
+        r.work_ns / 1_000_000,
+        policy.dirty_rate,
+        policy.page_rate,
+        policy.pending,
+        policy.expected_us / 1000,
+        next
+    );
+}
+
 /// Throttles the processes that dirty the most (auto-converge): aims at a
 /// dirty rate of 1/32 of the link's page rate (the measured rate is a
 /// floor: a round sees each page once, however often it was written).
 fn throttle_dirtiers(
-    tracker: &mut PageTracker,
+    heavy: &[*mut bindings::mm_struct],
     throttle: &mut Throttle,
     policy: &Convergence,
     round: u32,
-) -> Result<(), Failure> {
-    let mut heavy = KVVec::new();
-    tracker
-        .heavy_dirtiers(&mut heavy)
-        .context("cannot list the dirtying tasks")?;
+) {
     let target = policy.page_rate / 32;
-    let share = throttle.tighten(&heavy, target, policy.dirty_rate);
+    let share = throttle.tighten(heavy, target, policy.dirty_rate);
     pr_info!(
         "round {}: the guest dirties {} pages/s against {} pages/s ({} KiB/s) sent; {} threads of {} processes throttled to {} basis points of a CPU\n",
         round,
@@ -384,7 +411,16 @@ fn throttle_dirtiers(
         heavy.len(),
         share
     );
-    Ok(())
+}
+
+/// The address spaces that dirtied enough in the last harvest to be
+/// throttled (see [`PageTracker::heavy_dirtiers`]).
+fn heavy_dirtiers(tracker: &PageTracker) -> Result<KVVec<*mut bindings::mm_struct>, Failure> {
+    let mut heavy = KVVec::new();
+    tracker
+        .heavy_dirtiers(&mut heavy)
+        .context("cannot list the dirtying tasks")?;
+    Ok(heavy)
 }
 
 /// The target holds the complete image: commit, and stop for good.

@@ -13,6 +13,7 @@
 
 use crate::bindings;
 use crate::channel::Channel;
+use crate::clock::now_ns;
 use crate::control::{self, PagingStats};
 use crate::failure::Failure;
 use crate::pack::Packer;
@@ -125,9 +126,17 @@ pub(crate) fn flush(
     Ok(())
 }
 
+/// What a round did: the pages it sent and the time it spent on pages.
+pub(crate) struct Sent {
+    /// Pages sent.
+    pub(crate) pages: u64,
+    /// Nanoseconds spent comparing, packing and sending pages (not
+    /// harvesting, not walking RAM).
+    pub(crate) work_ns: u64,
+}
+
 /// One pre-copy round: sends every page the tracker reports changed (all of
-/// them in round 0) through batches built in `buf`. Returns the number of
-/// pages sent.
+/// them in round 0) through batches built in `buf`.
 pub(crate) fn round(
     chan: &mut Channel<'_, '_>,
     desc: &MachineDesc,
@@ -135,7 +144,7 @@ pub(crate) fn round(
     packer: &mut Packer,
     buf: &mut [u8],
     round: u32,
-) -> Result<u64, Failure> {
+) -> Result<Sent, Failure> {
     let found = tracker.harvest().map_err(|e| {
         Failure::new(
             e,
@@ -144,7 +153,7 @@ pub(crate) fn round(
     })?;
     let marked = tracker.marked();
     let mut walk = RamWalk::new(desc);
-    let (mut sent, mut unmapped) = (0u64, 0u64);
+    let (mut sent, mut unmapped, mut work_ns) = (0u64, 0u64, 0i64);
     loop {
         let mut batch = BatchWriter::new(&mut *buf, round)
             .map_err(|_| Failure::new(ENOMEM, "send buffer too small"))?;
@@ -170,19 +179,23 @@ pub(crate) fn round(
                 // Keep the mark.
                 continue;
             }
+            let t0 = now_ns();
             tracker.take(pfn);
-            if !tracker.changed(pfn, page) {
-                continue;
+            let changed = tracker.changed(pfn, page);
+            if changed {
+                packer.push(&mut batch, tracker, pfn, page, &mut tally)?;
+                sent += 1;
             }
-            packer.push(&mut batch, tracker, pfn, page, &mut tally)?;
-            sent += 1;
+            work_ns += now_ns() - t0;
             if batch.is_full() {
                 more = true;
                 break;
             }
         }
         if batch.count() > 0 {
+            let t0 = now_ns();
             flush(chan, batch, &tally)?;
+            work_ns += now_ns() - t0;
         }
         shim::cond_resched();
         if !more {
@@ -210,5 +223,8 @@ pub(crate) fn round(
             };
         }
     });
-    Ok(sent)
+    Ok(Sent {
+        pages: sent,
+        work_ns: work_ns.max(0) as u64,
+    })
 }

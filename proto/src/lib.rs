@@ -11,9 +11,11 @@
 //! kernel backs with its crypto API and user space with crates. A token
 //! bundle (`bundle.rs`) is what the guest's owner is handed: the sealed
 //! token with the secrets and grant the source needs to pay and seal.
+//! The pre-copy convergence policy (`converge.rs`) lives here too: it is
+//! pure arithmetic, which the host tests can feed any round history.
 //!
 //! The crate is `no_std` and allocation-free. The kernel modules include its
-//! files by path (see `self_migrate/proto.rs`), so the files refer to each
+//! files by path (see `ksupport/proto.rs`), so the files refer to each
 //! other with `super::` only, never `crate::`.
 
 #![no_std]
@@ -21,6 +23,7 @@
 pub mod admission;
 pub mod bundle;
 pub mod chain;
+pub mod converge;
 pub mod crypto;
 pub mod handoff;
 pub mod machine;

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! When to stop pre-copy: the convergence policy.
+//!
+//! Pure arithmetic on what each round measured, so that the source module
+//! runs it and the host tests can feed it any history.
+//!
+//! After each round the policy updates:
+//!
+//! * the **cost of a page**: the time the rounds spent on the pages
+//!   themselves (comparing, packing, sending; not the harvest, not the
+//!   walk over RAM) over the pages they sent. Rounds after the first full
+//!   copy only, each round weighing four times the one before: round 0's zero
+//!   and never-written pages are cheaper than the pages a workload dirties,
+//!   and a throttled dirtier leaves the sender more of the CPU. The
+//!   checkpoint spends about this much per page it stages and sends. Its
+//!   inverse is the *page rate* in `stats`;
+//! * the **bandwidth** in bytes (shown in `stats`);
+//! * the **dirty rate**: the pages round *k* found changed, over the
+//!   duration of round *k-1*, during which they were written;
+//! * the **pending pages**: how many would be dirty if the guest stopped
+//!   now, i.e. written during round *k*. Writes are not linear in time: a
+//!   workload that cycles through a buffer dirties its whole working set in
+//!   any interval long enough. The number of pages written in an interval
+//!   grows with the interval, and no faster than the interval itself. So
+//!   when round *k* was shorter than round *k-1*, at most what round *k*
+//!   found is pending; when it was longer, at most that scaled by the ratio
+//!   of the durations. The policy takes that upper bound. (Scaling down by
+//!   the ratio, as the first version did, let a dirtier that rewrites the
+//!   same 16,384 pages over and over look convergent.)
+//!
+//! The *expected downtime* is the pending pages at the cost of a page.
+//! Pre-copy stops when that fits `max_downtime_ms` and the pages fit
+//! comfortably (half) in the staging buffer the checkpoint copies them
+//! into.
+//!
+//! A round is *not converging* when the dirty rate is at least 80% of the
+//! page rate, or when it sent no fewer pages than the round before. Then,
+//! with `auto_converge` on, the caller throttles the heaviest dirtiers; with
+//! it off, pre-copy gives up after three rounds without progress in a row.
+//! If no process dirtied enough to be throttled, three such rounds in a row
+//! end pre-copy with a checkpoint ([`Decision::Floor`]): what is left is
+//! written by the kernel itself or by many light writers, and more rounds
+//! would only repeat it. Whatever
+//! happens, pre-copy ends after [`MAX_ROUNDS`] rounds or once it sent four
+//! times the guest's RAM; the checkpoint is attempted then, and fails
+//! cleanly if the rest does not fit its staging buffer.
+
+use super::wire::PAGE_SIZE;
+
+/// Most pre-copy rounds.
+pub const MAX_ROUNDS: u32 = 30;
+
+/// Rounds in a row without progress after which pre-copy gives up when
+/// throttling is off.
+pub const STALLED_ROUNDS: u32 = 3;
+
+/// What to do after a round.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Decision {
+    /// Another round.
+    Continue,
+    /// Another round, with the dirtiers throttled harder.
+    Throttle,
+    /// Stop the guest and copy the rest.
+    Checkpoint,
+    /// Give up: the workload outruns the link and throttling is off.
+    GiveUp,
+    /// Stop the guest although the rest does not fit `max_downtime_ms`:
+    /// the rounds stopped shrinking and no process dirties enough to be
+    /// throttled (the kernel's own writes, or many light writers, set a
+    /// floor that more rounds do not lower).
+    Floor,
+}
+
+/// What one pre-copy round measured.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    /// Pages sent (the pages the round found changed).
+    pub pages: u64,
+    /// Bytes put on the wire.
+    pub bytes: u64,
+    /// The round's duration, harvest and walk included, in nanoseconds.
+    pub ns: u64,
+    /// The part of `ns` spent on the pages themselves: comparing, packing
+    /// and sending them.
+    pub work_ns: u64,
+    /// Processes that dirtied enough during the round to be throttled.
+    pub dirtiers: u32,
+}
+
+/// The policy's inputs and what it measured.
+#[derive(Debug)]
+pub struct Convergence {
+    max_downtime_ns: u64,
+    auto_converge: bool,
+    /// Bytes after which pre-copy stops (four times the RAM).
+    max_bytes: u64,
+    /// Most pages left for the checkpoint.
+    max_pending: u64,
+    /// Bytes and nanoseconds over all rounds (for the bandwidth).
+    bytes: u64,
+    ns: u64,
+    /// Pages and time spent on them, each round weighing four times the
+    /// one before (rounds after the first only, once there is one).
+    work_pages: u64,
+    work_ns: u64,
+    /// The previous round.
+    last: Round,
+    /// Rounds in a row without progress.
+    stalled: u32,
+    /// Bandwidth, bytes per second.
+    pub bandwidth: u64,
+    /// Pages the sender handles per second of work.
+    pub page_rate: u64,
+    /// Dirty rate, pages per second.
+    pub dirty_rate: u64,
+    /// Pages that would be dirty if the guest stopped now (upper bound).
+    pub pending: u64,
+    /// Expected transfer downtime if the guest stopped now, microseconds.
+    pub expected_us: u64,
+}
+
+impl Convergence {
+    /// A policy for a guest of `ram_pages` pages whose checkpoint can stage
+    /// `staging_pages`.
+    pub fn new(
+        max_downtime_ms: u32,
+        auto_converge: bool,
+        ram_pages: u64,
+        staging_pages: u64,
+    ) -> Self {
+        Self {
+            max_downtime_ns: u64::from(max_downtime_ms) * 1_000_000,
+            auto_converge,
+            max_bytes: ram_pages.saturating_mul(PAGE_SIZE as u64).saturating_mul(4),
+            max_pending: staging_pages / 2,
+            bytes: 0,
+            ns: 0,
+            work_pages: 0,
+            work_ns: 0,
+            last: Round::default(),
+            stalled: 0,
+            bandwidth: 0,
+            page_rate: 0,
+            dirty_rate: 0,
+            pending: 0,
+            expected_us: 0,
+        }
+    }
+
+    /// `a * b / c`, 0 when `c` is 0. The product saturates, which real
+    /// measurements are far from (pages times nanoseconds: about 2^50);
+    /// the kernel has no 128-bit division.
+    fn scale(a: u64, b: u64, c: u64) -> u64 {
+        a.saturating_mul(b).checked_div(c).unwrap_or(0)
+    }
+
+    /// Folds round `round`'s page work into the cost of a page.
+    fn learn_cost(&mut self, round: u32, r: &Round) {
+        if r.pages == 0 {
+            return;
+        }
+        if round == 1 {
+            // Round 0's pages say little about the ones a workload dirties.
+            self.work_pages = 0;
+            self.work_ns = 0;
+        }
+        self.work_pages = (self.work_pages / 4).saturating_add(r.pages);
+        self.work_ns = (self.work_ns / 4).saturating_add(r.work_ns.max(1));
+        self.page_rate = Self::scale(self.work_pages, 1_000_000_000, self.work_ns);
+    }
+
+    /// Takes round `round`'s measurements (`total_bytes` sent so far) and
+    /// decides.
+    pub fn after_round(&mut self, round: u32, r: Round, total_bytes: u64) -> Decision {
+        let r = Round {
+            ns: r.ns.max(1),
+            ..r
+        };
+        self.bytes = self.bytes.saturating_add(r.bytes);
+        self.ns = self.ns.saturating_add(r.ns);
+        self.bandwidth = Self::scale(self.bytes, 1_000_000_000, self.ns);
+        self.learn_cost(round, &r);
+        let previous = core::mem::replace(&mut self.last, r);
+        if round == 0 {
+            return Decision::Continue;
+        }
+        // Pages written during the previous round, per second.
+        self.dirty_rate = Self::scale(r.pages, 1_000_000_000, previous.ns);
+        // Pages written during this round: at most what this round found
+        // if it was the shorter one, else that scaled by the durations.
+        self.pending = Self::scale(r.pages, r.ns.max(previous.ns), previous.ns);
+        let transfer_ns = Self::scale(self.pending, self.work_ns, self.work_pages);
+        self.expected_us = transfer_ns / 1000;
+        if (transfer_ns <= self.max_downtime_ns && self.pending <= self.max_pending) || r.pages == 0
+        {
+            return Decision::Checkpoint;
+        }
+        if round >= MAX_ROUNDS || total_bytes >= self.max_bytes {
+            return Decision::Checkpoint;
+        }
+        let outrun = self.dirty_rate.saturating_mul(10) >= self.page_rate.saturating_mul(8);
+        let no_progress =
+            round >= 2 && r.pages.saturating_mul(10) >= previous.pages.saturating_mul(9);
+        if !(outrun || no_progress) {
+            self.stalled = 0;
+            return Decision::Continue;
+        }
+        self.stalled = self.stalled.saturating_add(1);
+        match (self.auto_converge, r.dirtiers, self.stalled) {
+            (_, 0, s) if s >= STALLED_ROUNDS => Decision::Floor,
+            (true, 0, _) => Decision::Continue,
+            (true, _, _) => Decision::Throttle,
+            (false, _, s) if s >= STALLED_ROUNDS => Decision::GiveUp,
+            (false, _, _) => Decision::Continue,
+        }
+    }
+}

@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The convergence policy, fed round histories like the ones measured in
+//! guests: idle, a dirtier the link keeps up with, one that rewrites its
+//! working set faster than the link sends it, and the caps.
+
+use selfmig_proto::converge::{Convergence, Decision, Round, MAX_ROUNDS, STALLED_ROUNDS};
+
+const MS: u64 = 1_000_000;
+/// A 1 GiB guest.
+const RAM_PAGES: u64 = 262_144;
+/// The source's staging buffer.
+const STAGING: u64 = 16_384;
+
+/// A round of `pages` pages, `ns` long, `us_per_page` microseconds of work
+/// per page.
+fn round(pages: u64, ns: u64, us_per_page: u64) -> Round {
+    Round {
+        pages,
+        bytes: pages * 1024,
+        ns,
+        work_ns: pages * us_per_page * 1000,
+        dirtiers: 1,
+    }
+}
+
+/// The policy with auto-converge `on`, after a round 0 of a 1 GiB guest:
+/// 3 s, mostly zero pages at 2 µs each.
+fn after_round0(on: bool) -> Convergence {
+    let mut p = Convergence::new(50, on, RAM_PAGES, STAGING);
+    assert_eq!(
+        p.after_round(0, round(200_000, 3_000 * MS, 2), 100 << 20),
+        Decision::Continue
+    );
+    p
+}
+
+#[test]
+fn idle_guest_converges_once_the_rounds_are_short() {
+    let mut p = after_round0(true);
+    // Round 1 finds what the long round 0 let be written: 3,000 pages at
+    // 20 µs is 60 ms, above the limit, although round 1 is much shorter.
+    assert_eq!(
+        p.after_round(1, round(3_000, 120 * MS, 20), 110 << 20),
+        Decision::Continue
+    );
+    assert_eq!(p.pending, 3_000);
+    assert_eq!(p.expected_us, 60_000);
+    assert_eq!(p.page_rate, 50_000);
+    // Round 2 finds 200 pages: 4 ms.
+    assert_eq!(
+        p.after_round(2, round(200, 40 * MS, 20), 111 << 20),
+        Decision::Checkpoint
+    );
+    assert_eq!(p.expected_us, 4_000);
+}
+
+#[test]
+fn round_zero_pages_do_not_set_the_cost_of_a_page() {
+    let mut p = after_round0(true);
+    // Round 0's 2 µs pages would put 2,000 dirty pages at 4 ms; at the
+    // 30 µs a dirtied page costs, they are 60 ms.
+    p.after_round(1, round(2_000, 100 * MS, 30), 110 << 20);
+    assert_eq!(p.expected_us, 60_000);
+}
+
+#[test]
+fn the_cost_of_a_page_follows_the_recent_rounds() {
+    let mut p = after_round0(true);
+    p.after_round(1, round(8_000, 400 * MS, 40), 110 << 20);
+    assert_eq!(p.page_rate, 25_000);
+    // The dirtier is throttled, the sender gets the CPU: 10 µs a page.
+    for (k, pages) in [(2, 4_000), (3, 2_000), (4, 1_000)] {
+        p.after_round(k, round(pages, 200 * MS, 10), 120 << 20);
+    }
+    // Each round weighs four times the one before: within 20% of the new
+    // rate after three rounds.
+    assert!(p.page_rate > 80_000, "page rate {}", p.page_rate);
+}
+
+#[test]
+fn a_dirtier_rewriting_its_working_set_never_looks_convergent() {
+    // 64 MiB rewritten in every round, whatever the rounds' lengths (the
+    // history of the CI run where the old estimate let it through: rounds
+    // got shorter, and the pages they found were scaled down with them).
+    let mut p = after_round0(false);
+    let mut decisions = Vec::new();
+    for k in 1..=10 {
+        let ns = if k % 2 == 0 { 200 * MS } else { 1_600 * MS };
+        let d = p.after_round(k, round(16_384, ns, 20), (100 + 64 * k as u64) << 20);
+        assert!(p.pending >= 16_384, "round {k}: pending {}", p.pending);
+        assert!(p.expected_us >= 300_000, "round {k}: {} us", p.expected_us);
+        decisions.push(d);
+        if d == Decision::GiveUp {
+            break;
+        }
+    }
+    assert_eq!(decisions.last(), Some(&Decision::GiveUp));
+    assert!(!decisions.contains(&Decision::Checkpoint));
+    // Round 1 is not compared with round 0; then three stalled rounds.
+    assert_eq!(decisions.len(), 1 + STALLED_ROUNDS as usize);
+}
+
+#[test]
+fn with_auto_converge_a_stalled_round_throttles() {
+    let mut p = after_round0(true);
+    p.after_round(1, round(16_384, 600 * MS, 30), 170 << 20);
+    assert_eq!(
+        p.after_round(2, round(16_384, 600 * MS, 30), 240 << 20),
+        Decision::Throttle
+    );
+    // Throttled: the dirtier falls behind, the rounds shrink, and it
+    // converges.
+    let mut d = Decision::Throttle;
+    let mut pages = 16_384;
+    for k in 3..MAX_ROUNDS {
+        pages /= 4;
+        d = p.after_round(k, round(pages, 40 * MS + pages * 20_000, 20), 300 << 20);
+        if d == Decision::Checkpoint {
+            break;
+        }
+    }
+    assert_eq!(d, Decision::Checkpoint);
+    assert!(p.expected_us <= 50_000);
+}
+
+#[test]
+fn a_round_that_finds_nearly_as_many_pages_makes_no_progress() {
+    let mut p = after_round0(true);
+    p.after_round(1, round(10_000, 500 * MS, 25), 140 << 20);
+    assert_eq!(
+        p.after_round(2, round(9_000, 400 * MS, 25), 170 << 20),
+        Decision::Throttle
+    );
+    // 9,000 pages written during round 1's 500 ms: far below the 40,000
+    // pages/s the sender handles; the stall alone decided.
+    assert_eq!(p.dirty_rate, 18_000);
+    assert_eq!(p.page_rate, 40_000);
+}
+
+#[test]
+fn a_dirty_rate_close_to_the_page_rate_is_outrunning() {
+    let mut p = after_round0(false);
+    // 12 µs a page: 83,333 pages/s.
+    p.after_round(1, round(10_000, 500 * MS, 12), 140 << 20);
+    assert_eq!(
+        p.after_round(2, round(6_000, 72 * MS, 12), 170 << 20),
+        Decision::Continue
+    );
+    // 5,000 pages written in 72 ms: 69,444 pages/s, above 80% of the page
+    // rate, though fewer pages than round 2.
+    assert_eq!(
+        p.after_round(3, round(5_000, 60 * MS, 12), 190 << 20),
+        Decision::Continue
+    );
+    assert_eq!(p.dirty_rate, 69_444);
+    assert_eq!(p.expected_us, 60_000);
+    // Twice more and it gives up (throttling is off).
+    assert_eq!(
+        p.after_round(4, round(4_500, 54 * MS, 12), 200 << 20),
+        Decision::Continue
+    );
+    assert_eq!(
+        p.after_round(5, round(4_500, 54 * MS, 12), 210 << 20),
+        Decision::GiveUp
+    );
+}
+
+#[test]
+fn a_floor_nothing_can_throttle_ends_pre_copy() {
+    for on in [true, false] {
+        let mut p = after_round0(on);
+        let floor = |pages| Round {
+            dirtiers: 0,
+            ..round(pages, 70 * MS, 150)
+        };
+        p.after_round(1, floor(700), 110 << 20);
+        // 350 pages a round at 150 µs: 52 ms, and nobody to throttle.
+        let mut decisions = Vec::new();
+        for (k, pages) in [(2, 350), (3, 340), (4, 345), (5, 342)] {
+            decisions.push(p.after_round(k, floor(pages), 120 << 20));
+        }
+        // Round 2 halved the set; then three rounds without progress.
+        assert_eq!(
+            decisions,
+            [
+                Decision::Continue,
+                Decision::Continue,
+                Decision::Continue,
+                Decision::Floor
+            ],
+            "auto_converge={on}"
+        );
+    }
+}
+
+#[test]
+fn a_longer_round_scales_the_pending_pages_up() {
+    let mut p = after_round0(true);
+    p.after_round(1, round(1_000, 100 * MS, 20), 110 << 20);
+    p.after_round(2, round(1_000, 300 * MS, 20), 111 << 20);
+    assert_eq!(p.pending, 3_000);
+}
+
+#[test]
+fn cheap_pages_still_have_to_fit_the_staging_buffer() {
+    let mut p = after_round0(true);
+    p.after_round(1, round(20_000, 400 * MS, 1), 110 << 20);
+    // 10,000 pages of 1 µs: 10 ms, but more than half the buffer.
+    assert_ne!(
+        p.after_round(2, round(10_000, 400 * MS, 1), 112 << 20),
+        Decision::Checkpoint
+    );
+    assert_eq!(p.expected_us, 10_000);
+}
+
+#[test]
+fn a_round_that_found_nothing_checkpoints() {
+    let mut p = after_round0(false);
+    assert_eq!(
+        p.after_round(1, round(0, 30 * MS, 0), 100 << 20),
+        Decision::Checkpoint
+    );
+}
+
+#[test]
+fn the_caps_end_pre_copy() {
+    let mut p = after_round0(true);
+    assert_eq!(
+        p.after_round(MAX_ROUNDS, round(16_384, 600 * MS, 30), 200 << 20),
+        Decision::Checkpoint
+    );
+    let mut p = after_round0(true);
+    assert_eq!(
+        p.after_round(1, round(16_384, 600 * MS, 30), RAM_PAGES * 4096 * 4),
+        Decision::Checkpoint
+    );
+}
+
+#[test]
+fn degenerate_measurements_do_not_panic() {
+    let huge = Round {
+        pages: u64::MAX,
+        bytes: u64::MAX,
+        ns: 0,
+        work_ns: u64::MAX,
+        dirtiers: u32::MAX,
+    };
+    let mut p = Convergence::new(0, false, u64::MAX, 0);
+    p.after_round(0, Round::default(), 0);
+    p.after_round(1, huge, u64::MAX);
+    p.after_round(
+        2,
+        Round {
+            ns: u64::MAX,
+            ..huge
+        },
+        u64::MAX,
+    );
+    p.after_round(3, Round { work_ns: 0, ..huge }, u64::MAX);
+    p.after_round(4, Round::default(), 0);
+    assert!(p.expected_us <= u64::MAX / 1000);
+}
