@@ -103,7 +103,7 @@ stopall() {
 
 record() {
 	echo "$1" >> "$results"
-	say "$(echo "$1" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join(f"{k}={v}" for k, v in d.items()))')"
+	say "$(echo "$1" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join(f"{k}={v}" for k, v in d.items() if k != "log"))')"
 }
 
 run_selfmig() {
@@ -136,9 +136,12 @@ run_selfmig() {
 	sleep 1
 	gap=$(client_stop | tr '\n' ' ')
 	stats=$(vm_exec src "cat $SM/stats" 2>/dev/null | tr '\n' ';')
-	record "$(python3 - "$wl" "$mib" "$st" "$stats" "$gap" "$t0" "$t1" "$verify" <<'EOF'
+	# The module's round and checkpoint lines, from the guest's own kernel
+	# log (it migrated with the guest; the console hides info lines).
+	klog=$(vm_exec src "dmesg | grep -a 'self_migrate: \(round\|checkpoint\)'" 2>/dev/null | sed 's/^\[[ 0-9.]*\] self_migrate: //' | tr '\n' '\036')
+	record "$(python3 - "$wl" "$mib" "$st" "$stats" "$gap" "$t0" "$t1" "$verify" "$klog" <<'EOF'
 import json, sys
-wl, mib, st, stats, gaps, t0, t1, verify = sys.argv[1:]
+wl, mib, st, stats, gaps, t0, t1, verify, klog = sys.argv[1:]
 gap, tcp_gap = (float(g) for g in gaps.split())
 s = dict(kv.split(": ", 1) for kv in stats.split(";") if ": " in kv)
 num = lambda k: int(s.get(k, "0") or 0)
@@ -160,6 +163,7 @@ print(json.dumps({
     "downtime_phases_ms": {k: round(num("downtime_%s_us" % k) / 1000, 1)
                            for k in ("checkpoint", "transfer", "target", "commit", "jump", "resume")} if ok else None,
     "last_error": None if ok else s.get("last_error"),
+    "log": [l for l in klog.split("\x1e") if l],
 }))
 EOF
 )"

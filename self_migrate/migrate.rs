@@ -254,6 +254,7 @@ fn session(
         let heavy = heavy_dirtiers(&tracker)?;
         let measured = converge::Round {
             pages: sent.pages,
+            checked: sent.checked,
             bytes: chan.bytes_sent - bytes0,
             ns,
             work_ns: sent.work_ns,
@@ -376,9 +377,10 @@ fn log_round(round: u32, r: &converge::Round, policy: &Convergence, decision: De
         }
     };
     pr_info!(
-        "round {}: {} pages ({} KiB) in {} ms, {} ms of it on pages; {} pages/s dirtied, {} pages/s sendable; about {} pages pending, {} ms to send: {}\n",
+        "round {}: {} of {} pages checked sent ({} KiB) in {} ms, {} ms of it on pages; {} pages/s dirtied, {} pages/s checked; about {} pages pending, {} ms to check and send: {}\n",
         round,
         r.pages,
+        r.checked,
         r.bytes / 1024,
         r.ns / 1_000_000,
         r.work_ns / 1_000_000,

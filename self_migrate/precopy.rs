@@ -130,6 +130,8 @@ pub(crate) fn flush(
 pub(crate) struct Sent {
     /// Pages sent.
     pub(crate) pages: u64,
+    /// Pages read and compared with what was sent last.
+    pub(crate) checked: u64,
     /// Nanoseconds spent comparing, packing and sending pages (not
     /// harvesting, not walking RAM).
     pub(crate) work_ns: u64,
@@ -153,7 +155,7 @@ pub(crate) fn round(
     })?;
     let marked = tracker.marked();
     let mut walk = RamWalk::new(desc);
-    let (mut sent, mut unmapped, mut work_ns) = (0u64, 0u64, 0i64);
+    let (mut sent, mut checked, mut unmapped, mut work_ns) = (0u64, 0u64, 0u64, 0i64);
     loop {
         let mut batch = BatchWriter::new(&mut *buf, round)
             .map_err(|_| Failure::new(ENOMEM, "send buffer too small"))?;
@@ -181,6 +183,7 @@ pub(crate) fn round(
             }
             let t0 = now_ns();
             tracker.take(pfn);
+            checked += 1;
             let changed = tracker.changed(pfn, page);
             if changed {
                 packer.push(&mut batch, tracker, pfn, page, &mut tally)?;
@@ -225,6 +228,7 @@ pub(crate) fn round(
     });
     Ok(Sent {
         pages: sent,
+        checked,
         work_ns: work_ns.max(0) as u64,
     })
 }

@@ -5,37 +5,45 @@
 //! Pure arithmetic on what each round measured, so that the source module
 //! runs it and the host tests can feed it any history.
 //!
+//! Everything is counted in *checked* pages: the pages a round reads and
+//! compares with what it sent last. They are the pages written since the
+//! round before (plus frames never sent yet), whether or not they turn out
+//! changed. Counting the pages a round *sent* instead misleads: a live
+//! round sends the pages written before its walk reaches them as they are
+//! then, so a workload writing the pages in the order the walk reads them
+//! shows few changed pages in the next round, although every one of its
+//! writes will be pending at a checkpoint, which stops the guest first.
+//!
 //! After each round the policy updates:
 //!
 //! * the **cost of a page**: the time the rounds spent on the pages
 //!   themselves (comparing, packing, sending; not the harvest, not the
-//!   walk over RAM) over the pages they sent. Rounds after the first full
-//!   copy only, each round weighing four times the one before: round 0's zero
-//!   and never-written pages are cheaper than the pages a workload dirties,
-//!   and a throttled dirtier leaves the sender more of the CPU. The
-//!   checkpoint spends about this much per page it stages and sends. Its
-//!   inverse is the *page rate* in `stats`;
+//!   walk over RAM) over the pages they checked. Rounds after the first
+//!   full copy only, each round weighing four times the one before: round
+//!   0's zero and never-written pages are cheaper than the pages a
+//!   workload dirties, and a throttled dirtier leaves the sender more of
+//!   the CPU. The checkpoint spends about this much per page it checks.
+//!   Its inverse is the *page rate* in `stats`;
 //! * the **bandwidth** in bytes (shown in `stats`);
-//! * the **dirty rate**: the pages round *k* found changed, over the
-//!   duration of round *k-1*, during which they were written;
-//! * the **pending pages**: how many would be dirty if the guest stopped
-//!   now, i.e. written during round *k*. Writes are not linear in time: a
-//!   workload that cycles through a buffer dirties its whole working set in
-//!   any interval long enough. The number of pages written in an interval
-//!   grows with the interval, and no faster than the interval itself. So
-//!   when round *k* was shorter than round *k-1*, at most what round *k*
-//!   found is pending; when it was longer, at most that scaled by the ratio
-//!   of the durations. The policy takes that upper bound. (Scaling down by
-//!   the ratio, as the first version did, let a dirtier that rewrites the
-//!   same 16,384 pages over and over look convergent.)
+//! * the **dirty rate**: the pages round *k* checked, over the duration of
+//!   round *k-1*, during which they were written;
+//! * the **pending pages**: how many the checkpoint would check if the
+//!   guest stopped now, i.e. written during round *k*. Writes are not
+//!   linear in time: a workload that cycles through a buffer dirties its
+//!   whole working set in any interval long enough. The number of pages
+//!   written in an interval grows with the interval, and no faster than
+//!   the interval itself. So when round *k* was shorter than round *k-1*,
+//!   at most what round *k* checked is pending; when it was longer, at
+//!   most that scaled by the ratio of the durations. The policy takes that
+//!   upper bound.
 //!
 //! The *expected downtime* is the pending pages at the cost of a page.
 //! Pre-copy stops when that fits `max_downtime_ms` and the pages fit
 //! comfortably (half) in the staging buffer the checkpoint copies them
-//! into.
+//! into, or when a round found nothing changed.
 //!
 //! A round is *not converging* when the dirty rate is at least 80% of the
-//! page rate, or when it sent no fewer pages than the round before. Then,
+//! page rate, or when it checked no fewer pages than the round before. Then,
 //! with `auto_converge` on, the caller throttles the heaviest dirtiers; with
 //! it off, pre-copy gives up after three rounds without progress in a row.
 //! If no process dirtied enough to be throttled, three such rounds in a row
@@ -78,6 +86,10 @@ pub enum Decision {
 pub struct Round {
     /// Pages sent (the pages the round found changed).
     pub pages: u64,
+    /// Pages the round read and compared with what it sent last: the
+    /// pages written since the round before (changed or not, sent by now
+    /// or not), and frames never sent yet.
+    pub checked: u64,
     /// Bytes put on the wire.
     pub bytes: u64,
     /// The round's duration, harvest and walk included, in nanoseconds.
@@ -158,7 +170,7 @@ impl Convergence {
 
     /// Folds round `round`'s page work into the cost of a page.
     fn learn_cost(&mut self, round: u32, r: &Round) {
-        if r.pages == 0 {
+        if r.checked == 0 {
             return;
         }
         if round == 1 {
@@ -166,7 +178,7 @@ impl Convergence {
             self.work_pages = 0;
             self.work_ns = 0;
         }
-        self.work_pages = (self.work_pages / 4).saturating_add(r.pages);
+        self.work_pages = (self.work_pages / 4).saturating_add(r.checked);
         self.work_ns = (self.work_ns / 4).saturating_add(r.work_ns.max(1));
         self.page_rate = Self::scale(self.work_pages, 1_000_000_000, self.work_ns);
     }
@@ -187,10 +199,10 @@ impl Convergence {
             return Decision::Continue;
         }
         // Pages written during the previous round, per second.
-        self.dirty_rate = Self::scale(r.pages, 1_000_000_000, previous.ns);
-        // Pages written during this round: at most what this round found
+        self.dirty_rate = Self::scale(r.checked, 1_000_000_000, previous.ns);
+        // Pages written during this round: at most what this round checked
         // if it was the shorter one, else that scaled by the durations.
-        self.pending = Self::scale(r.pages, r.ns.max(previous.ns), previous.ns);
+        self.pending = Self::scale(r.checked, r.ns.max(previous.ns), previous.ns);
         let transfer_ns = Self::scale(self.pending, self.work_ns, self.work_pages);
         self.expected_us = transfer_ns / 1000;
         if (transfer_ns <= self.max_downtime_ns && self.pending <= self.max_pending) || r.pages == 0
@@ -202,7 +214,7 @@ impl Convergence {
         }
         let outrun = self.dirty_rate.saturating_mul(10) >= self.page_rate.saturating_mul(8);
         let no_progress =
-            round >= 2 && r.pages.saturating_mul(10) >= previous.pages.saturating_mul(9);
+            round >= 2 && r.checked.saturating_mul(10) >= previous.checked.saturating_mul(9);
         if !(outrun || no_progress) {
             self.stalled = 0;
             return Decision::Continue;
