@@ -280,7 +280,7 @@ impl Image {
         );
         blocks.grab_small(kept_back, RESERVE_PAGES + bookkeeping_pages(frames))?;
         let mut image = Self {
-            blocks,
+            blocks: Blocks(KVec::new()),
             claimed: Bitmap::new(frames)?,
             received: Bitmap::new(frames)?,
             slot_of: KVVec::from_elem(NONE, frames as usize, GFP_KERNEL)?,
@@ -293,15 +293,8 @@ impl Image {
             slotted: 0,
             moved_home: 0,
         };
-        for &(pfn, order) in image.blocks.0.iter() {
-            for f in pfn..pfn + (1 << order) {
-                if f < frames && image.spare_len < image.spare.len() {
-                    image.claimed.set(f);
-                    image.spare[image.spare_len] = f;
-                    image.spare_len += 1;
-                }
-            }
-        }
+        // Nothing is slotted yet: every frame becomes a spare one.
+        image.adopt(blocks)?;
         Ok(image)
     }
 
