@@ -160,6 +160,7 @@ print(json.dumps({
     "staged_pages": num("staged_pages"),
     "checkpoint_marked_pages": num("checkpoint_marked_pages"),
     "checkpoint_all_marked": num("checkpoint_all_marked") == 1,
+    "precopy_end": s.get("precopy_end"),
     "downtime_phases_ms": {k: round(num("downtime_%s_us" % k) / 1000, 1)
                            for k in ("checkpoint", "transfer", "target", "commit", "jump", "resume")} if ok else None,
     "last_error": None if ok else s.get("last_error"),

@@ -131,8 +131,11 @@ pub(crate) struct Extra {
     pub(crate) paging: PagingStats,
     /// The paging tracker's harvest in the last checkpoint.
     pub(crate) checkpoint_paging: PagingStats,
-    /// Pages sent per second, over all rounds.
+    /// Pages checked per second of time spent on pages, recent rounds
+    /// weighing most.
     pub(crate) page_rate: u64,
+    /// Why pre-copy ended (`None` while it runs or if it failed).
+    pub(crate) precopy_end: Option<crate::proto::converge::End>,
     /// Measured link bandwidth, bytes per second (pre-copy).
     pub(crate) bandwidth: u64,
     /// Measured dirty rate, pages per second (pre-copy).

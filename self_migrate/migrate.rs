@@ -272,6 +272,7 @@ fn session(
             x.dirty_rate = policy.dirty_rate;
             x.throttle_share_bp = throttle.share();
             x.throttled_threads = throttle.threads() as u32;
+            x.precopy_end = policy.ended;
         });
         match decision {
             Decision::Checkpoint | Decision::Floor => break,

@@ -166,6 +166,10 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
     out.line(format_args!("dirty_rate_pages_per_s: {}", x.dirty_rate))?;
     out.line(format_args!("throttle_share_bp: {}", x.throttle_share_bp))?;
     out.line(format_args!("throttled_threads: {}", x.throttled_threads))?;
+    out.line(format_args!(
+        "precopy_end: {}",
+        x.precopy_end.map_or("none", |e| e.as_str())
+    ))?;
     out.line(format_args!("fenced_packets: {}", crate::fence::dropped()))?;
     out.line(format_args!(
         "expected_downtime_us: {}",

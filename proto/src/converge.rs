@@ -81,6 +81,35 @@ pub enum Decision {
     Floor,
 }
 
+/// Why pre-copy ended with a checkpoint.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum End {
+    /// The pending pages fit `max_downtime_ms` and the staging buffer.
+    Fits,
+    /// A round found nothing changed.
+    Clean,
+    /// [`MAX_ROUNDS`] rounds ran.
+    RoundCap,
+    /// Four times the guest's RAM was sent.
+    ByteCap,
+    /// The rounds stopped shrinking with nothing to throttle
+    /// ([`Decision::Floor`]).
+    Floor,
+}
+
+impl End {
+    /// The name `stats` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            End::Fits => "fits",
+            End::Clean => "clean",
+            End::RoundCap => "round_cap",
+            End::ByteCap => "byte_cap",
+            End::Floor => "floor",
+        }
+    }
+}
+
 /// What one pre-copy round measured.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Round {
@@ -121,6 +150,9 @@ pub struct Convergence {
     last: Round,
     /// Rounds in a row without progress.
     stalled: u32,
+    /// Whether the last round's pending pages fit the downtime limit and
+    /// the staging buffer.
+    fits: bool,
     /// Bandwidth, bytes per second.
     pub bandwidth: u64,
     /// Pages the sender handles per second of work.
@@ -131,6 +163,8 @@ pub struct Convergence {
     pub pending: u64,
     /// Expected transfer downtime if the guest stopped now, microseconds.
     pub expected_us: u64,
+    /// Why pre-copy ended, once it has.
+    pub ended: Option<End>,
 }
 
 impl Convergence {
@@ -153,11 +187,13 @@ impl Convergence {
             work_ns: 0,
             last: Round::default(),
             stalled: 0,
+            fits: false,
             bandwidth: 0,
             page_rate: 0,
             dirty_rate: 0,
             pending: 0,
             expected_us: 0,
+            ended: None,
         }
     }
 
@@ -186,6 +222,20 @@ impl Convergence {
     /// Takes round `round`'s measurements (`total_bytes` sent so far) and
     /// decides.
     pub fn after_round(&mut self, round: u32, r: Round, total_bytes: u64) -> Decision {
+        let decision = self.decide(round, r, total_bytes);
+        self.ended = match decision {
+            Decision::Checkpoint if r.pages == 0 => Some(End::Clean),
+            Decision::Checkpoint if self.fits => Some(End::Fits),
+            Decision::Checkpoint if round >= MAX_ROUNDS => Some(End::RoundCap),
+            Decision::Checkpoint => Some(End::ByteCap),
+            Decision::Floor => Some(End::Floor),
+            _ => None,
+        };
+        decision
+    }
+
+    /// [`Self::after_round`]'s decision.
+    fn decide(&mut self, round: u32, r: Round, total_bytes: u64) -> Decision {
         let r = Round {
             ns: r.ns.max(1),
             ..r
@@ -205,8 +255,8 @@ impl Convergence {
         self.pending = Self::scale(r.checked, r.ns.max(previous.ns), previous.ns);
         let transfer_ns = Self::scale(self.pending, self.work_ns, self.work_pages);
         self.expected_us = transfer_ns / 1000;
-        if (transfer_ns <= self.max_downtime_ns && self.pending <= self.max_pending) || r.pages == 0
-        {
+        self.fits = transfer_ns <= self.max_downtime_ns && self.pending <= self.max_pending;
+        if self.fits || r.pages == 0 {
             return Decision::Checkpoint;
         }
         if round >= MAX_ROUNDS || total_bytes >= self.max_bytes {

@@ -3,7 +3,7 @@
 //! guests: idle, a dirtier the link keeps up with, one that rewrites its
 //! working set faster than the link sends it, and the caps.
 
-use selfmig_proto::converge::{Convergence, Decision, Round, MAX_ROUNDS, STALLED_ROUNDS};
+use selfmig_proto::converge::{Convergence, Decision, End, Round, MAX_ROUNDS, STALLED_ROUNDS};
 
 const MS: u64 = 1_000_000;
 /// A 1 GiB guest.
@@ -48,11 +48,13 @@ fn idle_guest_converges_once_the_rounds_are_short() {
     assert_eq!(p.expected_us, 60_000);
     assert_eq!(p.page_rate, 50_000);
     // Round 2 finds 200 pages: 4 ms.
+    assert_eq!(p.ended, None);
     assert_eq!(
         p.after_round(2, round(200, 40 * MS, 20), 111 << 20),
         Decision::Checkpoint
     );
     assert_eq!(p.expected_us, 4_000);
+    assert_eq!(p.ended, Some(End::Fits));
 }
 
 #[test]
@@ -191,6 +193,7 @@ fn a_floor_nothing_can_throttle_ends_pre_copy() {
             ],
             "auto_converge={on}"
         );
+        assert_eq!(p.ended, Some(End::Floor));
     }
 }
 
@@ -243,6 +246,7 @@ fn a_round_that_found_nothing_checkpoints() {
         p.after_round(1, round(0, 30 * MS, 0), 100 << 20),
         Decision::Checkpoint
     );
+    assert_eq!(p.ended, Some(End::Clean));
 }
 
 #[test]
@@ -252,11 +256,14 @@ fn the_caps_end_pre_copy() {
         p.after_round(MAX_ROUNDS, round(16_384, 600 * MS, 30), 200 << 20),
         Decision::Checkpoint
     );
+    assert_eq!(p.ended, Some(End::RoundCap));
     let mut p = after_round0(true);
     assert_eq!(
         p.after_round(1, round(16_384, 600 * MS, 30), RAM_PAGES * 4096 * 4),
         Decision::Checkpoint
     );
+    assert_eq!(p.ended, Some(End::ByteCap));
+    assert_eq!(End::ByteCap.as_str(), "byte_cap");
 }
 
 #[test]

@@ -83,7 +83,7 @@ migrate 1
 tap_result "auto_converge=1: the source VM powers off after the commit" vm_wait_exit src 240
 state=$(wait_done 60)
 [ "$state" = migrated ] || vm_migration_diag src dst
-tap_diag "auto_converge=1: state=$state rounds=$(stat round) throttle_share_bp=$(stat throttle_share_bp) throttled_threads=$(stat throttled_threads) bandwidth=$(stat bandwidth_bytes_per_s) B/s dirty_rate=$(stat dirty_rate_pages_per_s) pages/s downtime_us=$(stat downtime_us) staged=$(stat staged_pages)"
+tap_diag "auto_converge=1: state=$state rounds=$(stat round) precopy_end=$(stat precopy_end) throttle_share_bp=$(stat throttle_share_bp) throttled_threads=$(stat throttled_threads) bandwidth=$(stat bandwidth_bytes_per_s) B/s dirty_rate=$(stat dirty_rate_pages_per_s) pages/s downtime_us=$(stat downtime_us) staged=$(stat staged_pages)"
 tap_result "auto_converge=1: migrated, with the dirtier throttled on the way" \
 	eval '[ "$state" = migrated ] && [ "$(stat throttled_threads)" -ge 1 ] && [ "$(stat throttle_share_bp)" -gt 0 ]'
 tap_result "the paging tracker missed nothing (verify=1 on both sides)" \
