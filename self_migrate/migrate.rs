@@ -42,7 +42,7 @@ use crate::shim;
 use crate::socket::TcpStream;
 use crate::split::Splits;
 use crate::staging::Staging;
-use crate::throttle::Throttle;
+use crate::throttle::{self, Throttle};
 use crate::tracker::Tracker as PageTracker;
 use crate::tsc;
 use crate::uevent;
@@ -244,7 +244,8 @@ fn session(
         req.auto_converge,
         desc.total_pages(),
         STAGING_PAGES as u64,
-    );
+    )
+    .with_settle(throttle::SETTLE_NS);
     let mut throttle = Throttle::new().context("cannot allocate the throttle")?;
     let mut round = 0;
     loop {
@@ -283,6 +284,15 @@ fn session(
                 ))
             }
             Decision::Continue | Decision::Throttle => round += 1,
+        }
+        if policy.deferred {
+            // Rather than short rounds, wait until the throttled threads
+            // settle; the next round finds what they wrote meanwhile.
+            let t0 = now_ns();
+            let ms = policy.settle_left_ns().div_ceil(1_000_000);
+            // SAFETY: Process context, no locks held.
+            unsafe { bindings::msleep(ms.min(u64::from(u32::MAX)) as u32) };
+            policy.waited((now_ns() - t0).max(0) as u64);
         }
     }
 
@@ -369,6 +379,9 @@ fn session(
 /// Logs what a pre-copy round measured and what the policy made of it.
 fn log_round(round: u32, r: &converge::Round, policy: &Convergence, decision: Decision) {
     let next = match decision {
+        Decision::Continue if policy.deferred => {
+            "another round: the throttled threads may still write in bursts"
+        }
         Decision::Continue => "another round",
         Decision::Throttle => "another round, throttled",
         Decision::Checkpoint => "checkpoint",

@@ -31,6 +31,16 @@ use kernel::prelude::*;
 const MAX_THREADS: usize = 256;
 /// The reservation period, in nanoseconds.
 const PERIOD_NS: u64 = 500_000_000;
+/// How long after a throttling its threads may still write in bursts.
+///
+/// The scheduler enforces a reservation's runtime at the tick, so a thread
+/// can overrun it by up to a tick (4 ms at `HZ=250`): for a task writing
+/// one word per page, thousands of pages. A thread entering
+/// `SCHED_DEADLINE` starts with a full runtime, and gets another at the end
+/// of its first period; the overrun is paid back after that, by a deadline
+/// pushed periods away. So one period, plus two ticks of margin at the
+/// lowest `HZ` (100).
+pub(crate) const SETTLE_NS: u64 = PERIOD_NS + 20_000_000;
 /// The largest share of a CPU a throttled thread keeps, in basis points
 /// (1/10000).
 const MAX_SHARE: u64 = 2000;

@@ -40,7 +40,8 @@
 //! The *expected downtime* is the pending pages at the cost of a page.
 //! Pre-copy stops when that fits `max_downtime_ms` and the pages fit
 //! comfortably (half) in the staging buffer the checkpoint copies them
-//! into, or when a round found nothing changed.
+//! into, or when a round found nothing changed; but not within the settle
+//! time after a throttling ([`Convergence::with_settle`]).
 //!
 //! A round is *not converging* when the dirty rate is at least 80% of the
 //! page rate, or when it checked no fewer pages than the round before. Then,
@@ -165,6 +166,12 @@ pub struct Convergence {
     pub expected_us: u64,
     /// Why pre-copy ended, once it has.
     pub ended: Option<End>,
+    /// How long after throttling a checkpoint waits ([`Self::with_settle`]).
+    settle_ns: u64,
+    /// What is left of that wait.
+    settle_left: u64,
+    /// Whether the last round would have ended pre-copy but for that wait.
+    pub deferred: bool,
 }
 
 impl Convergence {
@@ -194,7 +201,38 @@ impl Convergence {
             pending: 0,
             expected_us: 0,
             ended: None,
+            settle_ns: 0,
+            settle_left: 0,
+            deferred: false,
         }
+    }
+
+    /// After each throttling, no checkpoint for `ns`: a thread just
+    /// throttled may still write in bursts that long (see the caller's
+    /// throttle), and a burst that lands in the checkpoint is staged and
+    /// sent while the guest is stopped, where a round would have absorbed
+    /// it.
+    pub fn with_settle(mut self, ns: u64) -> Self {
+        self.settle_ns = ns;
+        self
+    }
+
+    /// The dirtiers were throttled (harder): waits the settle time again.
+    pub fn throttled(&mut self) {
+        self.settle_left = self.settle_ns;
+    }
+
+    /// What is left of the settle time, in nanoseconds: after a deferred
+    /// round, the caller waits that long rather than spin short rounds.
+    pub fn settle_left_ns(&self) -> u64 {
+        self.settle_left
+    }
+
+    /// The caller waited `ns` after the last round: the writes of the wait
+    /// are found by the next round, as if the last round had lasted longer.
+    pub fn waited(&mut self, ns: u64) {
+        self.settle_left = self.settle_left.saturating_sub(ns);
+        self.last.ns = self.last.ns.saturating_add(ns);
     }
 
     /// `a * b / c`, 0 when `c` is 0. The product saturates, which real
@@ -222,7 +260,11 @@ impl Convergence {
     /// Takes round `round`'s measurements (`total_bytes` sent so far) and
     /// decides.
     pub fn after_round(&mut self, round: u32, r: Round, total_bytes: u64) -> Decision {
+        self.settle_left = self.settle_left.saturating_sub(r.ns.max(1));
         let decision = self.decide(round, r, total_bytes);
+        if decision == Decision::Throttle {
+            self.throttled();
+        }
         self.ended = match decision {
             Decision::Checkpoint if r.pages == 0 => Some(End::Clean),
             Decision::Checkpoint if self.fits => Some(End::Fits),
@@ -256,10 +298,12 @@ impl Convergence {
         let transfer_ns = Self::scale(self.pending, self.work_ns, self.work_pages);
         self.expected_us = transfer_ns / 1000;
         self.fits = transfer_ns <= self.max_downtime_ns && self.pending <= self.max_pending;
-        if self.fits || r.pages == 0 {
-            return Decision::Checkpoint;
+        let capped = round >= MAX_ROUNDS || total_bytes >= self.max_bytes;
+        self.deferred = (self.fits || r.pages == 0) && self.settle_left > 0 && !capped;
+        if self.deferred {
+            return Decision::Continue;
         }
-        if round >= MAX_ROUNDS || total_bytes >= self.max_bytes {
+        if self.fits || r.pages == 0 || capped {
             return Decision::Checkpoint;
         }
         let outrun = self.dirty_rate.saturating_mul(10) >= self.page_rate.saturating_mul(8);

@@ -220,6 +220,45 @@ fn writes_a_live_round_sent_as_they_were_still_count() {
 }
 
 #[test]
+fn no_checkpoint_while_a_throttled_task_settles() {
+    // The bench's outlier: throttled two rounds before, the estimate fit,
+    // and the checkpoint caught a burst of 5,000 pages.
+    let mut p = Convergence::new(50, true, RAM_PAGES, STAGING).with_settle(520 * MS);
+    p.after_round(0, round(200_000, 3_000 * MS, 2), 100 << 20);
+    p.after_round(1, round(16_384, 600 * MS, 30), 170 << 20);
+    assert_eq!(
+        p.after_round(2, round(16_384, 600 * MS, 30), 240 << 20),
+        Decision::Throttle
+    );
+    // Fits, 300 ms after the throttling: another round.
+    assert_eq!(
+        p.after_round(3, round(700, 300 * MS, 30), 250 << 20),
+        Decision::Continue
+    );
+    assert!(p.deferred);
+    assert_eq!(p.ended, None);
+    assert_eq!(p.settle_left_ns(), 220 * MS);
+    // The caller waits 220 ms; the next round's pages were written during
+    // 520 ms.
+    p.waited(220 * MS);
+    assert_eq!(p.settle_left_ns(), 0);
+    // Then done.
+    assert_eq!(
+        p.after_round(4, round(600, 100 * MS, 30), 260 << 20),
+        Decision::Checkpoint
+    );
+    assert!(!p.deferred);
+    assert_eq!(p.dirty_rate, 600 * 1000 / 520);
+    assert_eq!(p.ended, Some(End::Fits));
+    // The caps do not wait.
+    p.throttled();
+    assert_eq!(
+        p.after_round(MAX_ROUNDS, round(600, 30 * MS, 30), 270 << 20),
+        Decision::Checkpoint
+    );
+}
+
+#[test]
 fn a_longer_round_scales_the_pending_pages_up() {
     let mut p = after_round0(true);
     p.after_round(1, round(1_000, 100 * MS, 20), 110 << 20);
