@@ -259,7 +259,11 @@ fn session(
             bytes: chan.bytes_sent - bytes0,
             ns,
             work_ns: sent.work_ns,
-            dirtiers: heavy.len() as u32,
+            // Throttled as hard as it goes, a dirtier is part of the floor.
+            dirtiers: match throttle.can_tighten(&heavy) {
+                true => heavy.len() as u32,
+                false => 0,
+            },
         };
         let decision = policy.after_round(round, measured, chan.bytes_sent);
         log_round(round, &measured, &policy, decision);

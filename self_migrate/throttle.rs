@@ -54,6 +54,8 @@ const RESET_ON_FORK: u64 = 1;
 /// One throttled thread and what to give back.
 struct Throttled {
     task: *mut bindings::task_struct,
+    /// The address space it was listed for (compared only).
+    mm: *mut bindings::mm_struct,
     policy: u32,
     nice: i32,
     rt_priority: u32,
@@ -156,6 +158,16 @@ impl Throttle {
         self.share
     }
 
+    /// Whether [`Self::tighten`] would change anything for `mms`: one of
+    /// them has no thread throttled yet, or one of their threads is above
+    /// the smallest reservation.
+    pub(crate) fn can_tighten(&self, mms: &[*mut bindings::mm_struct]) -> bool {
+        mms.iter().any(|&mm| {
+            let mut threads = self.threads.iter().filter(|t| t.mm == mm).peekable();
+            threads.peek().is_none() || threads.any(|t| t.runtime > MIN_RUNTIME_NS)
+        })
+    }
+
     /// Lists the threads of the processes using `mms` that are not listed
     /// yet, with a reference and their scheduling parameters.
     fn add_threads(&mut self, mms: &[*mut bindings::mm_struct]) {
@@ -181,6 +193,7 @@ impl Throttle {
                     let _ = self.threads.push(
                         Throttled {
                             task: t,
+                            mm,
                             policy,
                             nice: sched.nice,
                             rt_priority: sched.rt_priority,

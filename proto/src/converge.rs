@@ -47,7 +47,8 @@
 //! page rate, or when it checked no fewer pages than the round before. Then,
 //! with `auto_converge` on, the caller throttles the heaviest dirtiers; with
 //! it off, pre-copy gives up after three rounds without progress in a row.
-//! If no process dirtied enough to be throttled, three such rounds in a row
+//! If no process dirtied enough to be throttled (or none can be throttled
+//! harder), three such rounds in a row
 //! end pre-copy with a checkpoint ([`Decision::Floor`]): what is left is
 //! written by the kernel itself or by many light writers, and more rounds
 //! would only repeat it. Whatever
@@ -127,7 +128,8 @@ pub struct Round {
     /// The part of `ns` spent on the pages themselves: comparing, packing
     /// and sending them.
     pub work_ns: u64,
-    /// Processes that dirtied enough during the round to be throttled.
+    /// Processes that dirtied enough during the round to be throttled,
+    /// and can be throttled harder.
     pub dirtiers: u32,
 }
 
