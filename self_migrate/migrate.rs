@@ -12,7 +12,7 @@ use crate::announce;
 use crate::bindings;
 use crate::channel::{refusal, Channel, Wallet};
 use crate::checkpoint::{self, Mark, Outcome};
-use crate::clock::now_ns;
+use crate::clock::{now_ns, sleep_ms};
 use crate::control::{self, Request, Tracker};
 use crate::cpu_context;
 use crate::crypto::{random_bytes, Gcm, Sha256};
@@ -294,8 +294,7 @@ fn session(
             // settle; the next round finds what they wrote meanwhile.
             let t0 = now_ns();
             let ms = policy.settle_left_ns().div_ceil(1_000_000);
-            // SAFETY: Process context, no locks held.
-            unsafe { bindings::msleep(ms.min(u64::from(u32::MAX)) as u32) };
+            sleep_ms(ms.min(u64::from(u32::MAX)) as u32);
             policy.waited((now_ns() - t0).max(0) as u64);
         }
     }
@@ -317,8 +316,7 @@ fn session(
                 drop(fence);
                 announce::announce();
                 // Once more, after the old VM has surely gone.
-                // SAFETY: Process context, no locks held.
-                unsafe { bindings::msleep(500) };
+                sleep_ms(500);
                 announce::announce();
                 return Ok(skew);
             }
@@ -391,7 +389,7 @@ fn log_round(round: u32, r: &converge::Round, policy: &Convergence, decision: De
         Decision::Checkpoint => "checkpoint",
         Decision::GiveUp => "giving up",
         Decision::Floor => {
-            "checkpoint: the rounds stopped shrinking and no process dirties enough to throttle"
+            "checkpoint: the rounds stopped shrinking and no process can be throttled (harder)"
         }
     };
     pr_info!(

@@ -159,8 +159,7 @@ pub(crate) fn find_poke_table() -> Option<u64> {
             None => candidates = Some(poked),
             Some(c) => c.retain(|t| poked.as_slice().contains(&t)),
         }
-        // SAFETY: Process context.
-        unsafe { bindings::msleep(QUIET_MS) };
+        crate::clock::sleep_ms(QUIET_MS);
         let quiet = written_tables(paging)?;
         let c = candidates.as_mut()?;
         c.retain(|t| !quiet.as_slice().contains(&t));
