@@ -32,6 +32,10 @@ const MAX_CLAIM_ORDER: u32 = 10;
 /// "No frame" in the per-frame maps.
 const NONE: u64 = u64::MAX;
 
+/// In `owner_of`: a frame [`Image::take_spare`] handed out for something
+/// other than a slot (the jump's page tables, copy list and trampoline).
+const TAKEN: u64 = u64::MAX - 1;
+
 /// A set of frame numbers.
 struct Bitmap {
     words: KVVec<u64>,
@@ -356,7 +360,34 @@ impl Image {
         small.grab_small(kept_back, RESERVE_PAGES)?;
         moved += self.adopt(small)?;
         self.moved_home += moved;
+        self.compact_spares();
         Ok(moved)
+    }
+
+    /// Drops from the spare stack the entries that can no longer be handed
+    /// out (frames given back or written since) and the repeated ones (a
+    /// frame given back in one round and claimed again in a later one is
+    /// stacked again), keeping the order. Without it the stack fills with
+    /// such entries round after round, and frames claimed later find no
+    /// room in it. Repeats are harmless otherwise ([`Image::take_spare`]
+    /// never hands a frame out twice), so without memory for the set of
+    /// frames seen they stay.
+    fn compact_spares(&mut self) {
+        let mut seen = Bitmap::new(self.frames).ok();
+        let mut kept = 0;
+        for i in 0..self.spare_len {
+            let f = self.spare[i];
+            let repeated = seen.as_mut().is_some_and(|seen| {
+                let was = seen.get(f);
+                seen.set(f);
+                was
+            });
+            if self.is_spare(f) && !repeated {
+                self.spare[kept] = f;
+                kept += 1;
+            }
+        }
+        self.spare_len = kept;
     }
 
     /// Makes `more` part of the claimed memory: its frames become spares,
@@ -401,13 +432,23 @@ impl Image {
         }
     }
 
-    /// A claimed frame that holds nothing of the image and is no slot.
+    /// Whether `f` can be handed out: claimed, holding no page of the
+    /// image, no slot and nothing else handed out.
+    fn is_spare(&self, f: u64) -> bool {
+        self.claimed.get(f) && !self.received.get(f) && self.owner_of[f as usize] == NONE
+    }
+
+    /// A claimed frame that holds nothing of the image and is no slot. It
+    /// is marked as handed out, so that another entry for the same frame
+    /// (a frame given back and claimed again is stacked again) cannot hand
+    /// it out twice; [`Image::place`] marks a slot with its owner instead.
     pub(crate) fn take_spare(&mut self) -> Result<u64, Failure> {
         while self.spare_len > 0 {
             self.spare_len -= 1;
             let f = self.spare[self.spare_len];
-            // Frames given back since they were stacked are skipped.
-            if self.claimed.get(f) && !self.received.get(f) && self.owner_of[f as usize] == NONE {
+            // Frames given back or used since they were stacked are skipped.
+            if self.is_spare(f) {
+                self.owner_of[f as usize] = TAKEN;
                 return Ok(f);
             }
         }
@@ -461,6 +502,12 @@ impl Image {
         if self.claimed.get(pfn) {
             // The frame may be serving as a slot: move that page out first.
             let owner = self.owner_of[pfn as usize];
+            if owner == TAKEN {
+                return Err(Failure::new(
+                    EINVAL,
+                    "page for a frame holding the jump's own structures",
+                ));
+            }
             if owner != NONE {
                 let new = self.take_spare()?;
                 // SAFETY: Both frames are claimed by this image and distinct.
