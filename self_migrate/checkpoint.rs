@@ -12,6 +12,13 @@
 //! target. Each phase is one function that undoes exactly what it did.
 //! Virtio NICs are the exception: they stay live, and are restarted on the
 //! target ([`crate::live_nic`]).
+//!
+//! When the image was made here, the undoing stops once the system core
+//! and the devices' interrupts are back, which is all the live NIC needs to
+//! send the staged pages: the rest (devices out of their frozen state, the
+//! secondary CPUs, the log lines) is a [`Thaw`] that the caller drops once
+//! the commit is sent or the migration abandoned. Until then it is inside
+//! the downtime for nothing.
 
 use crate::bindings;
 use crate::cpu_context;
@@ -40,6 +47,8 @@ pub(crate) enum Outcome {
         /// How long the guest was stopped, in nanoseconds (by the
         /// time-stamp counter).
         stopped_ns: i64,
+        /// What is still to be undone here.
+        thaw: Thaw,
     },
     /// Execution continues in a restored image on the target.
     Restored,
@@ -108,8 +117,8 @@ impl CopyJob<'_> {
         self.steps[step as usize] = tsc::rdtsc();
     }
 
-    /// Logs where the checkpoint's time went.
-    fn log_steps(&self) {
+    /// What the log lines say about this checkpoint.
+    fn report(&self) -> Report {
         let khz = tsc::khz();
         let mut prev = self.start_tsc;
         let mut us = [0u64; 6];
@@ -117,6 +126,35 @@ impl CopyJob<'_> {
             us[i] = tsc_delta_us(prev, t, khz);
             prev = t.max(prev);
         }
+        Report {
+            us,
+            found: self.found,
+            hashed: self.hashed,
+            staged: self.staging.len(),
+            pcp_skipped: self.pcp_skipped,
+            kinds: self.kinds,
+            kept: self.kept,
+        }
+    }
+}
+
+/// Where a checkpoint's time went and what it staged, kept for the log
+/// lines printed once the migration no longer waits on this guest.
+struct Report {
+    /// Microseconds up to each [`Step`] from the one before.
+    us: [u64; 6],
+    found: Option<Found>,
+    hashed: u64,
+    staged: usize,
+    pcp_skipped: u64,
+    kinds: [u32; 7],
+    kept: u64,
+}
+
+impl Report {
+    /// Logs where the checkpoint's time went and what it staged.
+    fn log(&self) {
+        let us = &self.us;
         let (walked, skipped, text, all) = self.found.map_or((0, 0, true, true), |f| {
             (f.tables, f.tables_skipped, f.text_marked, f.all_marked)
         });
@@ -133,7 +171,7 @@ impl CopyJob<'_> {
             if all { ", every page marked" } else { "" },
             us[5],
             self.hashed,
-            self.staging.len(),
+            self.staged,
             self.pcp_skipped
         );
         let k = &self.kinds;
@@ -156,6 +194,33 @@ impl CopyJob<'_> {
             n[6],
             self.kept
         );
+    }
+}
+
+/// The rest of the way back from a checkpoint made here, done when dropped:
+/// devices thawed (`dpm_resume_end(PMSG_THAW)`), secondary CPUs online,
+/// the live NICs back under the PM core, the system sleep lock released,
+/// and the checkpoint's log lines printed (a console's output was held
+/// while its device was frozen).
+pub(crate) struct Thaw {
+    cpus: Option<pm::OfflineCpus>,
+    _nics: LiveNics,
+    report: Report,
+    _rcu: pm::ExpeditedRcu,
+    _sleep: pm::SleepLock,
+}
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        let thawing = tsc::rdtsc();
+        pm::dpm_resume_end(Msg::Thaw);
+        mark(Mark::Devices);
+        drop(self.cpus.take());
+        mark(Mark::Cpus);
+        self.report.log();
+        log_local_resume(thawing);
+        // The fields follow in their order: the NICs go back to the PM
+        // core, then expedited RCU ends and the sleep lock is released.
     }
 }
 
@@ -288,15 +353,17 @@ pub(crate) fn marked(m: Mark) -> u64 {
     MARKS[m as usize].load(Ordering::Relaxed)
 }
 
-/// Logs where the local resume after a checkpoint made here spent its time.
-fn log_local_resume() {
+/// Logs where the local resume after a checkpoint made here spent its time:
+/// up to the devices' early resume before the staged pages were sent, the
+/// rest (from `thawing`, a time-stamp counter reading) after.
+fn log_local_resume(thawing: u64) {
     let khz = tsc::khz();
     let at = |a, b| tsc_delta_us(marked(a), marked(b), khz);
     pr_info!(
-        "checkpoint: resumed here: syscore {} us, devices (noirq/early) {}, devices {}, CPUs {}\n",
+        "checkpoint: resumed here: syscore {} us, devices (noirq/early) {}; once the migration no longer waited: devices {}, CPUs {}\n",
         at(Mark::Entry, Mark::Syscore),
         at(Mark::Syscore, Mark::DevicesEarly),
-        at(Mark::DevicesEarly, Mark::Devices),
+        tsc_delta_us(thawing, marked(Mark::Devices), khz),
         at(Mark::Devices, Mark::Cpus)
     );
 }
@@ -401,11 +468,14 @@ fn stop_devices(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
     }
     job.step(Step::Frozen);
     let result = stop_devices_late(job);
-    pm::dpm_resume_end(resume_msg(&result));
-    if let Ok(true) = result {
-        job.nics.restart();
+    // An image made here leaves the devices frozen: see [`Thaw`].
+    if !matches!(result, Ok(false)) {
+        pm::dpm_resume_end(resume_msg(&result));
+        if let Ok(true) = result {
+            job.nics.restart();
+        }
+        mark(Mark::Devices);
     }
-    mark(Mark::Devices);
     result
 }
 
@@ -420,8 +490,8 @@ pub(crate) fn take(
     let mut pcp_free = DirtyMap::new(frames)
         .map_err(|e| Failure::new(e, "cannot allocate the checkpoint's maps"))?;
     let start_tsc = tsc::rdtsc();
-    let _sleep = pm::SleepLock::lock();
-    let _rcu = pm::ExpeditedRcu::start();
+    let sleep = pm::SleepLock::lock();
+    let rcu = pm::ExpeditedRcu::start();
     let cpus = pm::OfflineCpus::take().context("cannot take secondary CPUs offline")?;
     let nics = LiveNics::keep();
     let mut job = CopyJob {
@@ -445,8 +515,14 @@ pub(crate) fn take(
     };
     job.step(Step::Cpus);
     let result = stop_devices(&mut job);
-    drop(cpus);
-    mark(Mark::Cpus);
+    let cpus = match result {
+        Ok(false) => Some(cpus),
+        _ => {
+            drop(cpus);
+            mark(Mark::Cpus);
+            None
+        }
+    };
     job.tracker.release();
     if job.misses > 0 {
         pr_warn!(
@@ -479,15 +555,21 @@ pub(crate) fn take(
     match result? {
         true => Ok(Outcome::Restored),
         false => {
-            job.log_steps();
-            log_local_resume();
             let kept = job.kept;
             crate::control::update(|_, x| x.kept_mark_pages = kept);
+            let report = job.report();
             Ok(Outcome::Saved {
                 staged: job.staging.len(),
                 // By the counter: the monotonic clock stands still while
                 // the system core is suspended (harvest and copy).
                 stopped_ns: (tsc_delta_us(start_tsc, tsc::rdtsc(), tsc::khz()) * 1000) as i64,
+                thaw: Thaw {
+                    cpus,
+                    _nics: nics,
+                    report,
+                    _rcu: rcu,
+                    _sleep: sleep,
+                },
             })
         }
     }

@@ -11,7 +11,7 @@
 use crate::announce;
 use crate::bindings;
 use crate::channel::{refusal, Channel, Wallet};
-use crate::checkpoint::{self, Mark, Outcome};
+use crate::checkpoint::{self, Mark, Outcome, Thaw};
 use crate::clock::{now_ns, sleep_ms};
 use crate::control::{self, Request, Tracker};
 use crate::cpu_context;
@@ -320,7 +320,11 @@ fn session(
                 announce::announce();
                 return Ok(skew);
             }
-            Ok(Outcome::Saved { staged, stopped_ns }) => {
+            Ok(Outcome::Saved {
+                staged,
+                stopped_ns,
+                thaw,
+            }) => {
                 announce::reprogram();
                 control::update(|s, x| {
                     s.state = State::Committing;
@@ -346,6 +350,7 @@ fn session(
                     &staged,
                     stream,
                     fence,
+                    thaw,
                 )
                 .map(|()| 0);
             }
@@ -446,8 +451,12 @@ fn commit(
     chan: &mut Channel<'_, '_>,
     stream: &TcpStream,
     info: &CommitInfo,
+    thaw: Thaw,
 ) -> Result<(), Failure> {
     chan.send(RecordKind::Commit, &info.encode())?;
+    // The rest of this guest's own resume was left for now, while the
+    // target resumes the image: devices thawed, CPUs online, log lines.
+    drop(thaw);
     // From the moment the commit reaches the target, the guest lives there.
     // Wait until its TCP has it, then power off, whatever happens.
     if stream.wait_acked(COMMIT_ACK_TIMEOUT_MS).is_err() {
@@ -541,6 +550,7 @@ fn finish(
     staged: &Staged<'_>,
     stream: &TcpStream,
     _fence: Fence,
+    thaw: Thaw,
 ) -> Result<(), Failure> {
     let staging = staged.staging;
     let mut index = 0;
@@ -599,7 +609,7 @@ fn finish(
                 complete_ns,
                 commit_ns: since(staged.t0).max(complete_ns),
             };
-            commit(chan, stream, &info)
+            commit(chan, stream, &info, thaw)
         }
         _ => Err(Failure::new(
             errno(uapi::EPROTO),

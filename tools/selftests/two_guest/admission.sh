@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # Admission and payment against a live loader: a forged token, an expired
 # one, a grant smaller than the guest, a source that pays too little, a
-# replayed token, a bit flipped in transit and a stream cut mid-record are
-# each refused with their own reason; after every one the source guest is
+# replayed token, a bit flipped in transit (in a page batch, and after the
+# checkpoint in the CPU context) and a stream cut mid-record are each
+# refused with their own reason; after every one the source guest is
 # still running with its workload intact and the target's loader listens
 # again; finally a valid token migrates the guest to that same target.
 # The harness plays the provider (scripts/token.sh). TAP output.
@@ -70,7 +71,7 @@ hexpatch() {
 	echo "${hex:0:off}$new${hex:off+${#new}}"
 }
 
-tap_plan 10
+tap_plan 11
 harness_init "$kdir" "$initrd"
 tap_diag "accelerator: $(vm_accel), vCPUs per guest: $smp"
 vm_boot src "$SRC" "$smp"
@@ -130,7 +131,26 @@ tap_result "a truncated stream is refused; both sides carry on" \
 wait "$proxy"
 tap_diag "proxy: $(cat "$HARNESS_DIR/cut.out")"
 
-# 8. After all that, a valid token migrates the guest to the same target.
+# 8. A bit flipped in the CPU context, which travels after the checkpoint:
+#    the source stopped for it and must come all the way back (devices,
+#    CPUs, network) when the target refuses.
+ns python3 "$top/tools/selftests/two_guest/tamper_proxy.py" "$HARNESS_CLIENT_IP" "$PROXY_PORT" "$DST" 7000 context:1 > "$HARNESS_DIR/context.out" &
+proxy=$!
+sleep 0.5
+attempt "$(mint_token context --vcpus "$smp")" "$HARNESS_CLIENT_IP:$PROXY_PORT"
+after_checkpoint() {
+	refused "record failed authentication" || return 1
+	local attempts cpus
+	attempts=$(stat src $SM checkpoint_attempts) cpus=$(vm_exec src nproc)
+	tap_diag "checkpoints taken: $attempts, CPUs online: $cpus of $smp"
+	[ "$attempts" -ge 1 ] && [ "$cpus" = "$smp" ] &&
+		vm_log src | grep -aq "checkpoint: resumed here"
+}
+tap_result "a flipped bit after the checkpoint is refused; the source comes back whole" after_checkpoint
+wait "$proxy"
+tap_diag "proxy: $(cat "$HARNESS_DIR/context.out")"
+
+# 9. After all that, a valid token migrates the guest to the same target.
 tap_result "the loader reports what it granted, was paid and used" \
 	eval '[ "$(stat dst $IL refused)" -ge 3 ] && [ "$(stat dst $IL pages_granted)" -gt 0 ]'
 attempt "$(mint_token valid --vcpus "$smp")"

@@ -10,6 +10,9 @@ source's direction as MODE says:
            after the token every record is sealed, kind | 0x8000) and flip
            one bit in the middle of the payload of the N-th page batch.
            Headers and lengths stay intact: only authentication can notice.
+  context:N  the same in the N-th CPU-context record, which the source
+           sends after the checkpoint, once the staged pages are out: the
+           target refuses the image after the source stopped for it.
   cut:N    relay the first N bytes of the source's stream, then close both
            connections: a stream truncated mid-record.
 
@@ -24,6 +27,7 @@ import threading
 
 HEADER_LEN = 16
 KIND_PAGE_BATCH = 3
+KIND_CPU_CONTEXT = 4
 KIND_SEALED = 0x8000
 
 
@@ -47,8 +51,9 @@ def close(*socks):
             pass
 
 
-def flip(src, dst, nth, result):
-    """Source to target, framed; one bit flipped in the nth page batch."""
+def flip(src, dst, nth, result, target_kind=KIND_PAGE_BATCH):
+    """Source to target, framed; one bit flipped in the nth record of
+    target_kind."""
     seen = 0
     try:
         while True:
@@ -59,13 +64,14 @@ def flip(src, dst, nth, result):
             payload = recv_exact(src, length) if length else b""
             if payload is None:
                 break
-            if kind & ~KIND_SEALED == KIND_PAGE_BATCH and length:
+            if kind & ~KIND_SEALED == target_kind and length:
                 seen += 1
                 if seen == nth:
                     damaged = bytearray(payload)
                     damaged[length // 2] ^= 0x10
                     payload = bytes(damaged)
-                    result.append(f"flipped a bit in page batch {nth} ({length} bytes, "
+                    what = "page batch" if target_kind == KIND_PAGE_BATCH else "CPU context"
+                    result.append(f"flipped a bit in {what} {nth} ({length} bytes, "
                                   f"{'sealed' if kind & KIND_SEALED else 'plaintext'})")
             dst.sendall(header + payload)
     except OSError:
@@ -75,6 +81,11 @@ def flip(src, dst, nth, result):
             dst.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+
+def flip_context(src, dst, nth, result):
+    """Source to target, framed; one bit flipped in the nth CPU context."""
+    flip(src, dst, nth, result, KIND_CPU_CONTEXT)
 
 
 def cut(src, dst, limit, result):
@@ -123,7 +134,7 @@ def main():
     dst.settimeout(None)
     src.settimeout(None)
     result = []
-    work = {"flip": flip, "cut": cut}[mode]
+    work = {"flip": flip, "context": flip_context, "cut": cut}[mode]
     up = threading.Thread(target=work, args=(src, dst, int(arg), result))
     down = threading.Thread(target=relay_target, args=(dst, src))
     up.start()
