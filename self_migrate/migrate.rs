@@ -340,19 +340,12 @@ fn session(
                     // are timed from where it would have started.
                     t0: now_ns() - stopped_ns,
                     stopped_ns: stopped_ns as u64,
+                    thaw,
+                    _fence: fence,
                 };
                 let _urgent = Urgent::raise();
-                return finish(
-                    chan,
-                    &mut tracker,
-                    &mut packer,
-                    &mut buf,
-                    &staged,
-                    stream,
-                    fence,
-                    thaw,
-                )
-                .map(|()| 0);
+                return finish(chan, &mut tracker, &mut packer, &mut buf, staged, stream)
+                    .map(|()| 0);
             }
             Err(f) if f.err == ENOSPC && attempt < MAX_ATTEMPTS => {
                 announce::reprogram();
@@ -478,6 +471,12 @@ struct Staged<'a> {
     t0: i64,
     /// How long the guest was stopped for it.
     stopped_ns: u64,
+    /// The rest of this guest's own resume, until the commit is sent or
+    /// the migration abandoned (dropped before the fence: the guest is
+    /// whole again before it talks).
+    thaw: Thaw,
+    /// Up from the checkpoint until the migration ends.
+    _fence: Fence,
 }
 
 /// This is the image resumed on the target: learns from the loader's
@@ -547,10 +546,8 @@ fn finish(
     tracker: &mut PageTracker,
     packer: &mut Packer,
     buf: &mut [u8],
-    staged: &Staged<'_>,
+    staged: Staged<'_>,
     stream: &TcpStream,
-    _fence: Fence,
-    thaw: Thaw,
 ) -> Result<(), Failure> {
     let staging = staged.staging;
     let mut index = 0;
@@ -609,7 +606,7 @@ fn finish(
                 complete_ns,
                 commit_ns: since(staged.t0).max(complete_ns),
             };
-            commit(chan, stream, &info, thaw)
+            commit(chan, stream, &info, staged.thaw)
         }
         _ => Err(Failure::new(
             errno(uapi::EPROTO),
