@@ -144,36 +144,59 @@ pub(crate) fn prepare(
     tables.map(info.resume_va, info.resume_pfn << 12, 1)?;
     let temp_cr3 = tables.top << 12;
 
-    // The copy list, as a chain of spare frames.
-    let slots: KVec<(u64, u64)> = {
-        let mut v = KVec::new();
-        for pair in image.slots() {
-            v.push(pair, GFP_KERNEL)
-                .map_err(|_| ENOMEM)
-                .context("cannot build the copy list")?;
-        }
-        v
-    };
-    let mut list = 0u64;
-    // Built back to front, so each page can point at the one after it.
-    let mut end = slots.len();
-    while end > 0 {
-        let start = (end - 1) / PAIRS_PER_PAGE * PAIRS_PER_PAGE;
-        let chunk = slots.get(start..end).unwrap_or(&[]);
-        end = start;
+    // The copy list, as a chain of spare frames, taken first (so that
+    // nothing but the frames themselves is allocated: this kernel holds
+    // little free memory now) and filled in one pass over the slots.
+    let pages = (image.slotted as usize).div_ceil(PAIRS_PER_PAGE);
+    let mut frames = KVVec::with_capacity(pages, GFP_KERNEL)
+        .map_err(|_| ENOMEM)
+        .context("cannot build the copy list")?;
+    for _ in 0..pages {
         let f = image.take_spare()?;
-        let words = frame_ptr(f).cast::<u64>();
-        // SAFETY: `f` is a spare frame: 512 words only we use.
-        unsafe {
-            *words = list;
-            *words.add(1) = chunk.len() as u64;
-            for (i, &(slot, home)) in chunk.iter().enumerate() {
-                *words.add(2 + 2 * i) = frame_ptr(slot) as u64;
-                *words.add(3 + 2 * i) = frame_ptr(home) as u64;
-            }
-        }
-        list = words as u64;
+        // Within the capacity just allocated: cannot fail.
+        let _ = frames.push(f, GFP_KERNEL);
     }
+    let page_words = |i: usize| frames.get(i).map(|&f| frame_ptr(f).cast::<u64>());
+    let (mut page, mut in_page) = (0usize, 0usize);
+    for (slot, home) in image.slots() {
+        if in_page == PAIRS_PER_PAGE {
+            page += 1;
+            in_page = 0;
+        }
+        let words = page_words(page)
+            .ok_or_else(|| Failure::new(EINVAL, "more slotted pages than counted"))?;
+        // SAFETY: `words` is a spare frame taken above: 512 words only we
+        // use, and `in_page` is below `PAIRS_PER_PAGE`.
+        unsafe {
+            *words.add(2 + 2 * in_page) = frame_ptr(slot) as u64;
+            *words.add(3 + 2 * in_page) = frame_ptr(home) as u64;
+        }
+        in_page += 1;
+    }
+    // Each page: the next one (0 after the last filled), and its count.
+    let filled = if in_page == 0 { page } else { page + 1 };
+    for i in 0..filled {
+        let words = page_words(i).ok_or_else(|| Failure::new(EINVAL, "copy list page lost"))?;
+        let next = match i + 1 < filled {
+            true => page_words(i + 1).map_or(0, |w| w as u64),
+            false => 0,
+        };
+        let count = if i + 1 < filled {
+            PAIRS_PER_PAGE
+        } else {
+            in_page
+        };
+        // SAFETY: As above.
+        unsafe {
+            *words = next;
+            *words.add(1) = count as u64;
+        }
+    }
+    let list = if filled == 0 {
+        0
+    } else {
+        page_words(0).map_or(0, |w| w as u64)
+    };
 
     // The trampoline.
     let code = trampoline::code();
