@@ -382,6 +382,9 @@ fn log_round(round: u32, r: &converge::Round, policy: &Convergence, decision: De
         Decision::Continue if policy.deferred => {
             "another round: the throttled threads may still write in bursts"
         }
+        Decision::Continue if policy.held_off => {
+            "another round: the last throttling has not settled yet"
+        }
         Decision::Continue => "another round",
         Decision::Throttle => "another round, throttled",
         Decision::Checkpoint => "checkpoint",

@@ -45,8 +45,11 @@
 //!
 //! A round is *not converging* when the dirty rate is at least 80% of the
 //! page rate, or when it checked no fewer pages than the round before. Then,
-//! with `auto_converge` on, the caller throttles the heaviest dirtiers; with
-//! it off, pre-copy gives up after three rounds without progress in a row.
+//! with `auto_converge` on, the caller throttles the heaviest dirtiers (but
+//! not again within the settle time of the last throttling: the rounds in
+//! between still see the writes from before it took effect, and the burst
+//! it causes); with it off, pre-copy gives up after three rounds without
+//! progress in a row.
 //! If no process dirtied enough to be throttled (or none can be throttled
 //! harder), three such rounds in a row
 //! end pre-copy with a checkpoint ([`Decision::Floor`]): what is left is
@@ -174,6 +177,9 @@ pub struct Convergence {
     settle_left: u64,
     /// Whether the last round would have ended pre-copy but for that wait.
     pub deferred: bool,
+    /// Whether the last round would have throttled harder but for that
+    /// wait.
+    pub held_off: bool,
 }
 
 impl Convergence {
@@ -206,6 +212,7 @@ impl Convergence {
             settle_ns: 0,
             settle_left: 0,
             deferred: false,
+            held_off: false,
         }
     }
 
@@ -302,6 +309,7 @@ impl Convergence {
         self.fits = transfer_ns <= self.max_downtime_ns && self.pending <= self.max_pending;
         let capped = round >= MAX_ROUNDS || total_bytes >= self.max_bytes;
         self.deferred = (self.fits || r.pages == 0) && self.settle_left > 0 && !capped;
+        self.held_off = false;
         if self.deferred {
             return Decision::Continue;
         }
@@ -319,6 +327,10 @@ impl Convergence {
         match (self.auto_converge, r.dirtiers, self.stalled) {
             (_, 0, s) if s >= STALLED_ROUNDS => Decision::Floor,
             (true, 0, _) => Decision::Continue,
+            (true, _, _) if self.settle_left > 0 => {
+                self.held_off = true;
+                Decision::Continue
+            }
             (true, _, _) => Decision::Throttle,
             (false, _, s) if s >= STALLED_ROUNDS => Decision::GiveUp,
             (false, _, _) => Decision::Continue,

@@ -259,6 +259,46 @@ fn no_checkpoint_while_a_throttled_task_settles() {
 }
 
 #[test]
+fn no_tighter_throttle_before_the_last_one_settled() {
+    // The bench's dirty50 runs: throttled at round 6, again at round 7 (the
+    // round still saw the writes from before), and at round 11 (the burst
+    // that follows a change): three bursts and waits where one would do.
+    let mut p = Convergence::new(50, true, RAM_PAGES, STAGING).with_settle(520 * MS);
+    p.after_round(0, round(200_000, 3_000 * MS, 2), 100 << 20);
+    p.after_round(1, round(16_384, 600 * MS, 30), 170 << 20);
+    assert_eq!(
+        p.after_round(2, round(16_384, 600 * MS, 30), 240 << 20),
+        Decision::Throttle
+    );
+    // 200 ms later, as stalled: the throttle has not bitten yet.
+    assert_eq!(
+        p.after_round(3, round(16_384, 200 * MS, 30), 250 << 20),
+        Decision::Continue
+    );
+    assert!(!p.deferred);
+    assert!(p.held_off);
+    // 400 ms: the burst; still within the settle time.
+    assert_eq!(
+        p.after_round(4, round(16_384, 200 * MS, 30), 260 << 20),
+        Decision::Continue
+    );
+    // Past it and still stalled: throttled harder.
+    assert_eq!(
+        p.after_round(5, round(16_384, 200 * MS, 30), 270 << 20),
+        Decision::Throttle
+    );
+    assert!(!p.held_off);
+    // Without auto-converge nothing changes: three stalled rounds give up.
+    let mut q = Convergence::new(50, false, RAM_PAGES, STAGING).with_settle(520 * MS);
+    q.after_round(0, round(200_000, 3_000 * MS, 2), 100 << 20);
+    q.after_round(1, round(16_384, 600 * MS, 30), 170 << 20);
+    let d: Vec<_> = (2..5)
+        .map(|k| q.after_round(k, round(16_384, 600 * MS, 30), 170 << 20))
+        .collect();
+    assert_eq!(d.last(), Some(&Decision::GiveUp));
+}
+
+#[test]
 fn a_longer_round_scales_the_pending_pages_up() {
     let mut p = after_round0(true);
     p.after_round(1, round(1_000, 100 * MS, 20), 110 << 20);
