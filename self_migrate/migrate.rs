@@ -409,17 +409,15 @@ fn log_round(round: u32, r: &converge::Round, policy: &Convergence, decision: De
     );
 }
 
-/// Throttles the processes that dirty the most (auto-converge): aims at a
-/// dirty rate of 1/32 of the link's page rate (the measured rate is a
-/// floor: a round sees each page once, however often it was written).
+/// Throttles the processes that dirty the most (auto-converge), as hard as
+/// it goes (see [`Throttle::tighten`]).
 fn throttle_dirtiers(
     heavy: &[*mut bindings::mm_struct],
     throttle: &mut Throttle,
     policy: &Convergence,
     round: u32,
 ) {
-    let target = policy.page_rate / 32;
-    let share = throttle.tighten(heavy, target, policy.dirty_rate);
+    let share = throttle.tighten(heavy);
     pr_info!(
         "round {}: the guest dirties {} pages/s against {} pages/s ({} KiB/s) sent; {} threads of {} processes throttled to {} basis points of a CPU\n",
         round,

@@ -181,16 +181,6 @@ unsigned long selfmig_mm_pgd_pa(struct mm_struct *mm)
 	return __pa(mm->pgd);
 }
 
-/*
- * The CPU time a task has used and how long it has existed, both in
- * nanoseconds (its average CPU share is their ratio).
- */
-void selfmig_task_cpu(struct task_struct *p, u64 *runtime_ns, u64 *age_ns)
-{
-	*runtime_ns = READ_ONCE(p->se.sum_exec_runtime);
-	*age_ns = ktime_get_ns() - READ_ONCE(p->start_time);
-}
-
 /* local_irq_save() and local_irq_restore(). */
 unsigned long selfmig_irq_save(void)
 {

@@ -28,7 +28,6 @@ struct mm_struct *selfmig_task_mm(struct task_struct *p);
 void selfmig_task_sched(struct task_struct *p, unsigned int *policy, int *nice,
 			unsigned int *rt_priority);
 unsigned long selfmig_mm_pgd_pa(struct mm_struct *mm);
-void selfmig_task_cpu(struct task_struct *p, u64 *runtime_ns, u64 *age_ns);
 unsigned long selfmig_irq_save(void);
 void selfmig_irq_restore(unsigned long flags);
 void selfmig_get_task(struct task_struct *p);

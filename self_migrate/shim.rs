@@ -229,16 +229,6 @@ pub(crate) fn mm_pgd_pa(mm: *mut bindings::mm_struct) -> u64 {
     unsafe { bindings::selfmig_mm_pgd_pa(mm) as u64 }
 }
 
-/// A task's CPU time used and its age, both in nanoseconds. Call with a
-/// task you hold a reference on.
-pub(crate) fn task_cpu(p: *mut bindings::task_struct) -> (u64, u64) {
-    let (mut runtime, mut age) = (0u64, 0u64);
-    // SAFETY: Callers hold a reference on the task; the helper writes the
-    // two out-parameters, which live on this stack.
-    unsafe { bindings::selfmig_task_cpu(p, &mut runtime, &mut age) };
-    (runtime, age)
-}
-
 #[cfg(CONFIG_MMU_NOTIFIER)]
 /// Disables interrupts on this CPU; returns the state to restore with
 /// [`irq_restore`].

@@ -11,17 +11,22 @@
 //! thread runs at most `runtime` in every `period` (500 ms), and waits for
 //! the rest.
 //!
-//! The first reservation is computed, not guessed: a thread's average CPU
-//! share so far (its run time over its age) scaled by how much the dirty
-//! rate must drop (to 1/32 of the link's bandwidth: the measured rate is a
-//! floor, since a round sees each page once however often it was written). A task that
-//! writes one word per page dirties a lot with little CPU, so a fixed
-//! ladder of shares would take many long rounds to bite. Each further
-//! round that still does not converge divides the reservations by sixteen,
-//! down to 50 us per period. The threads get `SCHED_FLAG_RESET_ON_FORK`
-//! (their children start with normal scheduling), and their old policy,
-//! nice value and real-time priority come back when the migration ends,
-//! however it ends (on the target, after the resume).
+//! The reservation is the smallest one, 50 us per period, at once. The
+//! scheduler enforces a runtime at the tick, so each change of a thread's
+//! reservation lets it overrun by up to a tick, which for a task writing
+//! one word per page is thousands of pages, and a change made while the
+//! thread pays back an earlier overrun gives it a fresh runtime at an
+//! instant no settle time bounds. A reservation computed from the thread's
+//! CPU share and divided by sixteen each round that still did not converge
+//! took three changes in every benchmark run, and a checkpoint sometimes
+//! caught the last one's burst (2,800-4,000 pages staged). One change
+//! costs one burst at once and one at the end of the first period; after
+//! that the overrun is paid back by a deadline pushed periods away. A
+//! thread already throttled is not set again. The threads get
+//! `SCHED_FLAG_RESET_ON_FORK` (their children start with normal
+//! scheduling), and their old policy, nice value and real-time priority
+//! come back when the migration ends, however it ends (on the target,
+//! after the resume).
 
 use crate::bindings;
 use crate::shim;
@@ -41,9 +46,6 @@ const PERIOD_NS: u64 = 500_000_000;
 /// pushed periods away. So one period, plus two ticks of margin at the
 /// lowest `HZ` (100).
 pub(crate) const SETTLE_NS: u64 = PERIOD_NS + 20_000_000;
-/// The largest share of a CPU a throttled thread keeps, in basis points
-/// (1/10000).
-const MAX_SHARE: u64 = 2000;
 /// The smallest runtime per period, in nanoseconds.
 const MIN_RUNTIME_NS: u64 = 50_000;
 /// `SCHED_DEADLINE`.
@@ -94,50 +96,15 @@ impl Throttle {
         self.threads.len()
     }
 
-    /// Throttles every thread of the processes using one of `mms` (adding
-    /// to those throttled already). A thread throttled for the first time
-    /// gets its average CPU share scaled by `num / den` (the factor by
-    /// which the dirty rate must drop), at most 20% of a CPU; one
-    /// throttled before gets a sixteenth of its reservation. A thread
-    /// whose policy cannot be changed is left alone. Process context.
-    /// Returns the largest share now in force, in basis points.
-    pub(crate) fn tighten(&mut self, mms: &[*mut bindings::mm_struct], num: u64, den: u64) -> u64 {
+    /// Throttles every thread of the processes using one of `mms` that is
+    /// not throttled yet, with the smallest reservation (adding to those
+    /// throttled already, which are left as they are). A thread whose
+    /// policy cannot be changed is left alone. Process context. Returns the
+    /// largest share now in force, in basis points.
+    pub(crate) fn tighten(&mut self, mms: &[*mut bindings::mm_struct]) -> u64 {
         self.add_threads(mms);
-        let max_runtime = PERIOD_NS / 10_000 * MAX_SHARE;
-        for t in self.threads.iter_mut() {
-            t.runtime = match t.runtime {
-                0 => {
-                    let (used, age) = shim::task_cpu(t.task);
-                    // The thread's share so far in parts per million, times
-                    // num/den, over one period.
-                    let ppm = used
-                        .saturating_mul(1_000_000)
-                        .checked_div(age)
-                        .unwrap_or(0)
-                        .saturating_mul(num)
-                        .checked_div(den)
-                        .unwrap_or(0);
-                    ppm.saturating_mul(PERIOD_NS / 1_000_000)
-                }
-                r => r / 16,
-            }
-            .clamp(MIN_RUNTIME_NS, max_runtime);
-        }
-        // Deadline admission: all reservations together stay below 90% of
-        // one CPU.
-        let total: u64 = self.threads.iter().map(|t| t.runtime).sum();
-        let budget = PERIOD_NS * 9 / 10;
-        if total > budget {
-            for t in self.threads.iter_mut() {
-                t.runtime = (t.runtime / 1000)
-                    .saturating_mul(budget / 1000)
-                    .checked_div(total / 1000)
-                    .unwrap_or(0)
-                    .saturating_mul(1000)
-                    .max(MIN_RUNTIME_NS);
-            }
-        }
-        for t in self.threads.iter() {
+        for t in self.threads.iter_mut().filter(|t| t.runtime == 0) {
+            t.runtime = MIN_RUNTIME_NS;
             let attr = bindings::sched_attr {
                 size: core::mem::size_of::<bindings::sched_attr>() as u32,
                 sched_policy: SCHED_DEADLINE,
@@ -159,13 +126,10 @@ impl Throttle {
     }
 
     /// Whether [`Self::tighten`] would change anything for `mms`: one of
-    /// them has no thread throttled yet, or one of their threads is above
-    /// the smallest reservation.
+    /// them has no thread throttled yet.
     pub(crate) fn can_tighten(&self, mms: &[*mut bindings::mm_struct]) -> bool {
-        mms.iter().any(|&mm| {
-            let mut threads = self.threads.iter().filter(|t| t.mm == mm).peekable();
-            threads.peek().is_none() || threads.any(|t| t.runtime > MIN_RUNTIME_NS)
-        })
+        mms.iter()
+            .any(|&mm| !self.threads.iter().any(|t| t.mm == mm))
     }
 
     /// Lists the threads of the processes using `mms` that are not listed
