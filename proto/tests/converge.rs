@@ -219,10 +219,9 @@ fn writes_a_live_round_sent_as_they_were_still_count() {
     assert!(p.expected_us > 100_000, "{} us", p.expected_us);
 }
 
-#[test]
-fn no_checkpoint_while_a_throttled_task_settles() {
-    // The bench's outlier: throttled two rounds before, the estimate fit,
-    // and the checkpoint caught a burst of 5,000 pages.
+/// The policy with auto-converge on and a 520 ms settle time, after a
+/// dirtier stalled rounds 1 and 2 and was throttled at round 2.
+fn throttled_at_round2() -> Convergence {
     let mut p = Convergence::new(50, true, RAM_PAGES, STAGING).with_settle(520 * MS);
     p.after_round(0, round(200_000, 3_000 * MS, 2), 100 << 20);
     p.after_round(1, round(16_384, 600 * MS, 30), 170 << 20);
@@ -230,6 +229,14 @@ fn no_checkpoint_while_a_throttled_task_settles() {
         p.after_round(2, round(16_384, 600 * MS, 30), 240 << 20),
         Decision::Throttle
     );
+    p
+}
+
+#[test]
+fn no_checkpoint_while_a_throttled_task_settles() {
+    // The bench's outlier: throttled two rounds before, the estimate fit,
+    // and the checkpoint caught a burst of 5,000 pages.
+    let mut p = throttled_at_round2();
     // Fits, 300 ms after the throttling: another round.
     assert_eq!(
         p.after_round(3, round(700, 300 * MS, 30), 250 << 20),
@@ -263,13 +270,7 @@ fn no_tighter_throttle_before_the_last_one_settled() {
     // The bench's dirty50 runs: throttled at round 6, again at round 7 (the
     // round still saw the writes from before), and at round 11 (the burst
     // that follows a change): three bursts and waits where one would do.
-    let mut p = Convergence::new(50, true, RAM_PAGES, STAGING).with_settle(520 * MS);
-    p.after_round(0, round(200_000, 3_000 * MS, 2), 100 << 20);
-    p.after_round(1, round(16_384, 600 * MS, 30), 170 << 20);
-    assert_eq!(
-        p.after_round(2, round(16_384, 600 * MS, 30), 240 << 20),
-        Decision::Throttle
-    );
+    let mut p = throttled_at_round2();
     // 200 ms later, as stalled: the throttle has not bitten yet.
     assert_eq!(
         p.after_round(3, round(16_384, 200 * MS, 30), 250 << 20),
