@@ -156,47 +156,33 @@ pub(crate) fn prepare(
         // Within the capacity just allocated: cannot fail.
         let _ = frames.push(f, GFP_KERNEL);
     }
-    let page_words = |i: usize| frames.get(i).map(|&f| frame_ptr(f).cast::<u64>());
-    let (mut page, mut in_page) = (0usize, 0usize);
-    for (slot, home) in image.slots() {
-        if in_page == PAIRS_PER_PAGE {
-            page += 1;
-            in_page = 0;
-        }
-        let words = page_words(page)
-            .ok_or_else(|| Failure::new(EINVAL, "more slotted pages than counted"))?;
-        // SAFETY: `words` is a spare frame taken above: 512 words only we
-        // use, and `in_page` is below `PAIRS_PER_PAGE`.
-        unsafe {
-            *words.add(2 + 2 * in_page) = frame_ptr(slot) as u64;
-            *words.add(3 + 2 * in_page) = frame_ptr(home) as u64;
-        }
-        in_page += 1;
-    }
-    // Each page: the next one (0 after the last filled), and its count.
-    let filled = if in_page == 0 { page } else { page + 1 };
-    for i in 0..filled {
-        let words = page_words(i).ok_or_else(|| Failure::new(EINVAL, "copy list page lost"))?;
-        let next = match i + 1 < filled {
-            true => page_words(i + 1).map_or(0, |w| w as u64),
-            false => 0,
-        };
-        let count = if i + 1 < filled {
-            PAIRS_PER_PAGE
-        } else {
-            in_page
-        };
-        // SAFETY: As above.
+    // Linked first, each page to the next: a page the slots do not reach
+    // (none, unless the count was high) keeps a count of 0, which the
+    // trampoline passes over.
+    for (i, &f) in frames.iter().enumerate() {
+        let next = frames.get(i + 1).map_or(0, |&n| frame_ptr(n) as u64);
+        let words = frame_ptr(f).cast::<u64>();
+        // SAFETY: `f` is a spare frame taken above: 512 words only we use.
         unsafe {
             *words = next;
-            *words.add(1) = count as u64;
+            *words.add(1) = 0;
         }
     }
-    let list = if filled == 0 {
-        0
-    } else {
-        page_words(0).map_or(0, |w| w as u64)
-    };
+    for (n, (slot, home)) in image.slots().enumerate() {
+        let (page, i) = (n / PAIRS_PER_PAGE, n % PAIRS_PER_PAGE);
+        let f = *frames
+            .get(page)
+            .ok_or_else(|| Failure::new(EINVAL, "more slotted pages than counted"))?;
+        let words = frame_ptr(f).cast::<u64>();
+        // SAFETY: As above; `i` is below `PAIRS_PER_PAGE`, so the pair is
+        // within the frame.
+        unsafe {
+            *words.add(1) = i as u64 + 1;
+            *words.add(2 + 2 * i) = frame_ptr(slot) as u64;
+            *words.add(3 + 2 * i) = frame_ptr(home) as u64;
+        }
+    }
+    let list = frames.first().map_or(0, |&f| frame_ptr(f) as u64);
 
     // The trampoline.
     let code = trampoline::code();
