@@ -51,6 +51,7 @@
 
 #include "shim.h"
 #include "../ksupport/crypto_shim.h"
+#include "../ksupport/paging_shim.h"
 
 /* GFP_KERNEL is not a plain constant bindgen can evaluate. */
 const gfp_t SELFMIG_GFP_KERNEL = GFP_KERNEL;

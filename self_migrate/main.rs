@@ -45,11 +45,14 @@ mod machine;
 mod migrate;
 #[path = "../ksupport/miscdev.rs"]
 mod miscdev;
+#[path = "../ksupport/mmu.rs"]
+mod mmu;
 #[cfg(CONFIG_MMU_NOTIFIER)]
 mod notifier;
 mod pack;
 #[path = "../ksupport/page_hash.rs"]
 mod page_hash;
+#[path = "../ksupport/pagetable.rs"]
 mod pagetable;
 mod paging;
 #[path = "../ksupport/pm.rs"]
@@ -62,11 +65,13 @@ mod refuse;
 mod shim;
 #[path = "../ksupport/socket.rs"]
 mod socket;
+#[path = "../ksupport/split.rs"]
 mod split;
 mod staging;
 #[path = "../ksupport/sysfs.rs"]
 mod sysfs;
 mod sysfs_attrs;
+#[path = "../ksupport/text_poke.rs"]
 mod text_poke;
 mod throttle;
 mod tracker;

@@ -46,7 +46,7 @@ use crate::pagetable::{
     self, Leaf, Paging, Visitor, ACCESSED, DIRTY, PRESENT, RW, SAVED_DIRTY, SPECIAL,
 };
 use crate::pm;
-use crate::shim::{self, FolioRef};
+use crate::shim::FolioRef;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
 
@@ -308,9 +308,9 @@ impl Harvester {
         pagetable::walk_kernel_irqs_off(self.paging, &mut aging);
         // From here on, a Dirty bit set in a 4 KiB kernel table takes a
         // walk through its entry, which sets the Accessed bit again.
-        shim::flush_tlb_everywhere();
+        crate::mmu::flush_tlb_everywhere();
         self.harvest_kernel(map, true, &mut found);
-        shim::flush_tlb_everywhere();
+        crate::mmu::flush_tlb_everywhere();
         Ok(found)
     }
 

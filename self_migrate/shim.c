@@ -11,7 +11,6 @@
 #include <linux/rcupdate.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
-#include <linux/static_call.h>
 #include <linux/virtio.h>
 #include <asm/tlbflush.h>
 
@@ -93,18 +92,6 @@ void selfmig_dev_put(struct net_device *dev)
 	dev_put(dev);
 }
 
-/* The physical address of the page-table root this CPU runs on. */
-unsigned long selfmig_cr3_pa(void)
-{
-	return __read_cr3() & CR3_ADDR_MASK;
-}
-
-/* Whether the kernel runs with 5-level paging. */
-bool selfmig_la57(void)
-{
-	return pgtable_l5_enabled();
-}
-
 /* rcu_read_lock() and rcu_read_unlock(), for walking the task list. */
 void selfmig_rcu_read_lock(void)
 {
@@ -150,12 +137,6 @@ void selfmig_folio_put(struct folio *folio)
 void selfmig_folio_lock(struct folio *folio)
 {
 	folio_lock(folio);
-}
-
-/* Flushes this CPU's TLB, global entries included (an IPI callback). */
-void selfmig_flush_tlb_all_local(void *unused)
-{
-	__flush_tlb_all();
 }
 
 /*
@@ -277,26 +258,5 @@ void selfmig_pcp_for_each(void (*visit)(unsigned long pfn, unsigned int order, v
 /* The crypto API's static inline helpers (ksupport/crypto.rs). */
 #include "../ksupport/crypto_shim.c"
 
-/*
- * A static call of this module, whose trampoline (in this module's text)
- * static_call_update() rewrites through text_poke(): the paging tracker
- * pokes it to find the page table of text_poke()'s temporary mapping
- * (see text_poke.rs). DEFINE_STATIC_CALL and static_call_update are
- * macros, hence here.
- */
-static void selfmig_poke_a(void)
-{
-}
-
-static void selfmig_poke_b(void)
-{
-}
-
-DEFINE_STATIC_CALL(selfmig_poke, selfmig_poke_a);
-
-/* Rewrites the trampoline twice (to b and back), through text_poke(). */
-void selfmig_text_poke_probe(void)
-{
-	static_call_update(selfmig_poke, selfmig_poke_b);
-	static_call_update(selfmig_poke, selfmig_poke_a);
-}
+/* Page-table helpers shared with inflate_loader (ksupport/pagetable.rs). */
+#include "../ksupport/paging_shim.c"

@@ -9,8 +9,6 @@ bool selfmig_page_unreferenced(unsigned long pfn);
 int selfmig_page_kind(unsigned long pfn);
 struct net_device;
 void selfmig_dev_put(struct net_device *dev);
-unsigned long selfmig_cr3_pa(void);
-bool selfmig_la57(void);
 void selfmig_rcu_read_lock(void);
 void selfmig_rcu_read_unlock(void);
 struct task_struct;
@@ -21,7 +19,6 @@ struct folio *selfmig_pfn_folio(unsigned long pfn);
 bool selfmig_folio_try_get(struct folio *folio);
 void selfmig_folio_put(struct folio *folio);
 void selfmig_folio_lock(struct folio *folio);
-void selfmig_flush_tlb_all_local(void *unused);
 void selfmig_dump_pfn(unsigned long pfn);
 struct mm_struct;
 struct mm_struct *selfmig_task_mm(struct task_struct *p);
@@ -39,8 +36,6 @@ struct device;
 bool selfmig_pm_syscore(struct device *dev, bool skip);
 void selfmig_pcp_for_each(void (*visit)(unsigned long pfn, unsigned int order, void *data),
 			  void *data);
-
-void selfmig_text_poke_probe(void);
 
 
 #endif

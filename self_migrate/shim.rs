@@ -22,9 +22,6 @@ pub(crate) fn page_kind(pfn: u64) -> usize {
     usize::try_from(kind).unwrap_or(0).min(PAGE_KINDS.len() - 1)
 }
 
-/// [`page_kind`] of a page table.
-pub(crate) const KIND_PAGE_TABLE: usize = 1;
-
 /// Names of the kinds [`page_kind`] tells apart.
 pub(crate) const PAGE_KINDS: [&str; 7] = [
     "other",
@@ -67,18 +64,6 @@ pub(crate) fn leaf_table_pfn(addr: usize) -> Option<u64> {
 pub(crate) fn dev_put(dev: *mut bindings::net_device) {
     // SAFETY: Callers pass a device they hold a reference to.
     unsafe { bindings::selfmig_dev_put(dev) };
-}
-
-/// The physical address of the page-table root this CPU runs on.
-pub(crate) fn cr3_pa() -> u64 {
-    // SAFETY: Reading CR3 has no preconditions in kernel mode.
-    unsafe { bindings::selfmig_cr3_pa() as u64 }
-}
-
-/// Whether the kernel runs with 5-level paging.
-pub(crate) fn la57() -> bool {
-    // SAFETY: Reads a variable set at boot.
-    unsafe { bindings::selfmig_la57() }
 }
 
 /// Enters an RCU read-side critical section; pair with
@@ -155,22 +140,6 @@ impl Drop for FolioRef {
         // SAFETY: `try_get` took this reference.
         unsafe { bindings::selfmig_folio_put(self.0) };
     }
-}
-
-/// Flushes the TLB of every online CPU, global entries included, and waits
-/// until all have.
-pub(crate) fn flush_tlb_everywhere() {
-    // SAFETY: The callback runs in IPI context on each online CPU (and
-    // directly on this one); `wait` makes this return after all ran.
-    unsafe {
-        bindings::on_each_cpu_cond_mask(
-            None,
-            Some(bindings::selfmig_flush_tlb_all_local),
-            core::ptr::null_mut(),
-            true,
-            core::ptr::addr_of!(bindings::__cpu_online_mask),
-        )
-    };
 }
 
 /// Logs the kernel's view of the page at `pfn` (flags, mapping, counts).

@@ -14,7 +14,7 @@
 //! `Documentation/selfmig/design.rst`, "Dirty tracking").
 
 use crate::bindings;
-use crate::shim;
+use crate::mmu;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Present.
@@ -28,12 +28,14 @@ pub(crate) const DIRTY: u64 = 1 << 6;
 /// Saved Dirty: where the kernel keeps a user entry's Dirty bit while the
 /// entry is write-protected (`pte_wrprotect()`, e.g. for copy-on-write
 /// after fork); it moves back on `pte_mkwrite()`.
+#[allow(dead_code, reason = "used by self_migrate only")]
 pub(crate) const SAVED_DIRTY: u64 = 1 << 58;
 /// A large page at the PUD or PMD level.
 const PSE: u64 = 1 << 7;
 /// In a non-present user entry: a PROT_NONE mapping (the global bit).
 pub(crate) const PROTNONE: u64 = 1 << 8;
 /// A mapping without a refcounted struct page behind it.
+#[allow(dead_code, reason = "used by self_migrate only")]
 pub(crate) const SPECIAL: u64 = 1 << 9;
 /// Physical-address bits of an entry (bits 12-51).
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
@@ -53,7 +55,7 @@ impl Paging {
     /// The mode of the running kernel.
     pub(crate) fn current() -> Self {
         Self {
-            levels: if shim::la57() { 5 } else { 4 },
+            levels: if mmu::la57() { 5 } else { 4 },
         }
     }
 
@@ -84,7 +86,11 @@ pub(crate) struct Leaf<'a> {
     /// Frames it maps.
     pub(crate) pages: u64,
     /// The frame of the table holding the entry.
+    #[allow(dead_code, reason = "used by self_migrate only")]
     pub(crate) table: u64,
+    /// Where it maps, as a linear index (see the module documentation).
+    #[allow(dead_code, reason = "used by inflate_loader only")]
+    pub(crate) addr: u64,
 }
 
 /// What the walk calls.
@@ -186,6 +192,7 @@ fn walk_table(
             pfn: (value & mask) >> PAGE_SHIFT,
             pages: span >> PAGE_SHIFT,
             table: pa >> PAGE_SHIFT,
+            addr,
         };
         if !visitor.leaf(found) {
             return Some(addr);
@@ -209,5 +216,5 @@ pub(crate) fn walk_kernel_irqs_off(paging: Paging, visitor: &mut impl Visitor) {
 /// The physical address of the page-table root this CPU runs on (its
 /// kernel half is the same in every address space).
 pub(crate) fn kernel_root() -> u64 {
-    shim::cr3_pa()
+    mmu::cr3_pa()
 }

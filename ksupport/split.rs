@@ -29,9 +29,9 @@
 //! kernel made itself.
 
 use crate::bindings;
+use crate::mmu;
 use crate::pagetable::{self, Leaf, Paging, Visitor, ACCESSED, DIRTY, PRESENT, RW};
 use crate::proto::machine::MachineDesc;
-use crate::shim;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
 
@@ -196,7 +196,7 @@ impl Splits {
             }
             // Before the next level's walk and before any Dirty bit of the
             // new entries is trusted, no CPU may use the large ones.
-            shim::flush_tlb_everywhere();
+            mmu::flush_tlb_everywhere();
         }
         pr_info!(
             "large kernel mappings of RAM split into 4 KiB pages: {} tables ({} KiB){}\n",
@@ -287,7 +287,7 @@ impl Drop for Splits {
             // 1 GiB entries are checked against 2 MiB entries that must
             // already be large again, and the CPUs must not use the tables
             // freed below.
-            shim::flush_tlb_everywhere();
+            mmu::flush_tlb_everywhere();
         }
         // Walkers that read a table entry before the flush are done after
         // a grace period (page-table walks do not sleep).

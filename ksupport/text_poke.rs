@@ -23,8 +23,8 @@
 //! read-only frames every time.
 
 use crate::bindings;
+use crate::mmu;
 use crate::pagetable::{self, Leaf, Paging, Visitor, DIRTY, PRESENT, RW};
-use crate::shim;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
 
@@ -111,7 +111,7 @@ impl Visitor for WrittenTables {
             return true;
         }
         leaf.entry.fetch_and(!DIRTY, Ordering::AcqRel);
-        if shim::page_kind(leaf.pfn) == shim::KIND_PAGE_TABLE && !self.found.add(leaf.pfn) {
+        if mmu::page_is_table(leaf.pfn) && !self.found.add(leaf.pfn) {
             self.overflow = true;
         }
         true
@@ -129,7 +129,7 @@ fn written_tables(paging: Paging) -> Option<Frames> {
     pagetable::walk_kernel_irqs_off(paging, &mut visitor);
     // A CPU may still hold a translation that says "dirty"; after this it
     // sets the bit again on its next write.
-    shim::flush_tlb_everywhere();
+    mmu::flush_tlb_everywhere();
     (!visitor.overflow).then_some(visitor.found)
 }
 

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The static inline kernel helpers the page-table code in ksupport
+ * (pagetable.rs, split.rs, text_poke.rs, through mmu.rs) needs, as real
+ * functions. Included by each module's shim.c, so each module has its own
+ * copy, and its own static call below.
+ */
+#include <linux/mm.h>
+#include <linux/page-flags.h>
+#include <linux/static_call.h>
+#include <asm/tlbflush.h>
+
+#include "paging_shim.h"
+
+/* The physical address of the page-table root this CPU runs on. */
+unsigned long selfmig_cr3_pa(void)
+{
+	return __read_cr3() & CR3_ADDR_MASK;
+}
+
+/* Whether the kernel runs with 5-level paging. */
+bool selfmig_la57(void)
+{
+	return pgtable_l5_enabled();
+}
+
+/* Flushes this CPU's TLB, global entries included (an IPI callback). */
+void selfmig_flush_tlb_all_local(void *unused)
+{
+	__flush_tlb_all();
+}
+
+/* Whether pfn is an online frame holding a page table. */
+bool selfmig_page_is_table(unsigned long pfn)
+{
+	struct page *page = pfn_to_online_page(pfn);
+
+	return page && PageTable(page);
+}
+
+/*
+ * A static call of this module, whose trampoline (in this module's text)
+ * static_call_update() rewrites through text_poke(): text_poke.rs pokes it
+ * to find the page table of text_poke()'s temporary mapping.
+ * DEFINE_STATIC_CALL and static_call_update are macros, hence here.
+ */
+static void selfmig_poke_a(void)
+{
+}
+
+static void selfmig_poke_b(void)
+{
+}
+
+DEFINE_STATIC_CALL(selfmig_poke, selfmig_poke_a);
+
+/* Rewrites the trampoline twice (to b and back), through text_poke(). */
+void selfmig_text_poke_probe(void)
+{
+	static_call_update(selfmig_poke, selfmig_poke_b);
+	static_call_update(selfmig_poke, selfmig_poke_a);
+}
