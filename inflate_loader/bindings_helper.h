@@ -14,6 +14,7 @@
 #include <linux/mm.h>
 #include <linux/net.h>
 #include <linux/pm.h>
+#include <linux/smp.h>
 #include <linux/random.h>
 #include <linux/numa.h>
 #include <linux/pci.h>
@@ -36,6 +37,7 @@
 
 #include "../ksupport/crypto_shim.h"
 #include "../ksupport/socket_shim.h"
+#include "../ksupport/paging_shim.h"
 
 /* GFP_KERNEL is not a plain constant bindgen can evaluate. */
 const gfp_t SELFMIG_GFP_KERNEL = GFP_KERNEL;

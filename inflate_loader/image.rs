@@ -13,8 +13,10 @@
 //! contents move to another slot first.
 
 use crate::bindings;
+use crate::bitmap::Bitmap;
 use crate::failure::Failure;
 use crate::proto::wire::{PageContent, PAGE_SIZE};
+use crate::unwritten::Armed;
 use kernel::prelude::*;
 
 /// Frames left to this kernel while it receives (16 MiB).
@@ -35,41 +37,6 @@ const NONE: u64 = u64::MAX;
 /// In `owner_of`: a frame [`Image::take_spare`] handed out for something
 /// other than a slot (the jump's page tables, copy list and trampoline).
 const TAKEN: u64 = u64::MAX - 1;
-
-/// A set of frame numbers.
-struct Bitmap {
-    words: KVVec<u64>,
-}
-
-impl Bitmap {
-    /// An empty set for frames `0..frames`.
-    fn new(frames: u64) -> Result<Self> {
-        Ok(Self {
-            words: KVVec::from_elem(0u64, frames.div_ceil(64) as usize, GFP_KERNEL)?,
-        })
-    }
-
-    /// Whether `pfn` is in the set.
-    fn get(&self, pfn: u64) -> bool {
-        self.words
-            .get((pfn / 64) as usize)
-            .is_some_and(|w| w & (1 << (pfn % 64)) != 0)
-    }
-
-    /// Adds `pfn` to the set.
-    fn set(&mut self, pfn: u64) {
-        if let Some(w) = self.words.get_mut((pfn / 64) as usize) {
-            *w |= 1 << (pfn % 64);
-        }
-    }
-
-    /// Removes `pfn` from the set.
-    fn unset(&mut self, pfn: u64) {
-        if let Some(w) = self.words.get_mut((pfn / 64) as usize) {
-            *w &= !(1 << (pfn % 64));
-        }
-    }
-}
 
 /// The `struct page` of a frame (SPARSEMEM_VMEMMAP, as on x86-64).
 fn pfn_to_page(pfn: u64) -> *mut bindings::page {
@@ -264,6 +231,8 @@ pub(crate) struct Image {
     pub(crate) slotted: u64,
     /// Pages moved home from their slots between rounds.
     pub(crate) moved_home: u64,
+    /// Which slotted pages are identical at home (see [`crate::unwritten`]).
+    unwritten: Option<Armed>,
 }
 
 impl Image {
@@ -271,8 +240,9 @@ impl Image {
     /// `0..frames`: all of it at first, then it gives back, from the
     /// middle of RAM, a reserve for this kernel's own needs while it
     /// receives and the room for the image's bookkeeping, which is
-    /// allocated only then (see [`Blocks::give_back`]).
-    pub(crate) fn claim(frames: u64) -> Result<Self> {
+    /// allocated only then (see [`Blocks::give_back`]). `unwritten`, if
+    /// given, learns of every page put in a slot.
+    pub(crate) fn claim(frames: u64, unwritten: Option<Armed>) -> Result<Self> {
         let mut blocks = Blocks::grab(CLAIM_FLOOR_PAGES)?;
         // What the allocator kept back is scattered wherever this kernel
         // left it, often among the image's frames: take it in exchange
@@ -296,6 +266,7 @@ impl Image {
             direct: 0,
             slotted: 0,
             moved_home: 0,
+            unwritten,
         };
         // Nothing is slotted yet: every frame becomes a spare one.
         image.adopt(blocks)?;
@@ -411,6 +382,9 @@ impl Image {
                 unsafe { core::ptr::copy_nonoverlapping(frame_ptr(slot), frame_ptr(f), PAGE_SIZE) };
                 self.slot_of[f as usize] = NONE;
                 self.owner_of[slot as usize] = NONE;
+                if let Some(u) = self.unwritten.as_mut() {
+                    u.forget(f);
+                }
                 self.push_spare(slot);
                 self.slotted = self.slotted.saturating_sub(1);
                 self.direct += 1;
@@ -535,7 +509,18 @@ impl Image {
             s => s,
         };
         Self::write(slot, content)?;
+        if let Some(u) = self.unwritten.as_mut() {
+            u.note(pfn, slot);
+        }
         Ok(())
+    }
+
+    /// Hands over what [`crate::unwritten`] learnt, for the jump; the
+    /// slotted page of frame `keep` is always copied.
+    pub(crate) fn take_unwritten(&mut self, keep: u64) -> Option<Armed> {
+        let mut u = self.unwritten.take()?;
+        u.forget(keep);
+        Some(u)
     }
 
     /// Where the image's page of frame `pfn` is now: its slot, or the frame

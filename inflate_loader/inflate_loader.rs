@@ -11,6 +11,7 @@ use kernel::prelude::*;
 
 #[path = "bindings_generated.rs"]
 mod bindings;
+mod bitmap;
 #[path = "../ksupport/clock.rs"]
 mod clock;
 mod control;
@@ -33,8 +34,12 @@ mod listener;
 mod lz4;
 #[path = "../ksupport/machine.rs"]
 mod machine;
+#[path = "../ksupport/mmu.rs"]
+mod mmu;
 #[path = "../ksupport/page_hash.rs"]
 mod page_hash;
+#[path = "../ksupport/pagetable.rs"]
+mod pagetable;
 #[path = "../ksupport/pm.rs"]
 mod pm;
 #[path = "../ksupport/proto.rs"]
@@ -46,12 +51,17 @@ mod refuse;
 mod restore;
 #[path = "../ksupport/socket.rs"]
 mod socket;
+#[path = "../ksupport/split.rs"]
+mod split;
 #[path = "../ksupport/sysfs.rs"]
 mod sysfs;
 mod sysfs_attrs;
+#[path = "../ksupport/text_poke.rs"]
+mod text_poke;
 mod trampoline;
 #[path = "../ksupport/tsc.rs"]
 mod tsc;
+mod unwritten;
 mod verify;
 
 module! {

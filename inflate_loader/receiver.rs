@@ -34,6 +34,7 @@ use crate::proto::wire::{
 use crate::restore::{self, Prepared};
 use crate::socket::TcpStream;
 use crate::tsc;
+use crate::unwritten::Watch;
 use crate::verify::Expected;
 use kernel::prelude::*;
 
@@ -52,6 +53,9 @@ pub(crate) fn run() {
     let Some(listener) = control::take_listener() else {
         return;
     };
+    // Kept while the loader listens: its mappings of RAM split (joined
+    // again when it stops).
+    let watch = machine::describe().ok().map(|local| Watch::new(&local));
     while !control::stop_requested() {
         let Ok(stream) = listener.accept() else {
             break;
@@ -60,7 +64,7 @@ pub(crate) fn run() {
         if !control::set_conn(Some(stream.shutdown_handle())) {
             break;
         }
-        let result = receive(&stream);
+        let result = receive(&stream, watch.as_ref());
         control::set_conn(None);
         if let Err(f) = result {
             pr_warn!(
@@ -82,12 +86,12 @@ fn unix_now() -> u64 {
 
 /// Serves one connection, with the replay set taken from the control state
 /// for its duration.
-fn receive(stream: &TcpStream) -> Result<(), Failure> {
+fn receive(stream: &TcpStream, watch: Option<&Watch>) -> Result<(), Failure> {
     let local = machine::describe().context("cannot describe this machine")?;
     let (key, key_id) = control::provider_key().context("no provider key")?;
     let provider = Gcm::new(&key).context("cannot set up the provider key")?;
     let mut replay = control::take_replay().context("replay set busy")?;
-    let result = with_session(stream, &provider, &mut replay, &local, key_id);
+    let result = with_session(stream, &provider, &mut replay, &local, key_id, watch);
     control::put_replay(replay);
     result
 }
@@ -99,6 +103,7 @@ fn with_session(
     replay: &mut ReplaySet<KVec<ReplayEntry>>,
     local: &MachineDesc,
     key_id: u16,
+    watch: Option<&Watch>,
 ) -> Result<(), Failure> {
     let mut frames = KVVec::from_elem(0u64, Session::frame_words(local), GFP_KERNEL)
         .map_err(|_| ENOMEM)
@@ -120,6 +125,7 @@ fn with_session(
     let mut receiver = Receiver {
         stream,
         local,
+        watch,
         image: None,
         expected: Expected::new(local.ranges().last().map_or(0, |r| r.end_pfn())),
         prepared: None,
@@ -143,6 +149,8 @@ fn with_session(
 struct Receiver<'a> {
     stream: &'a TcpStream,
     local: &'a MachineDesc,
+    /// Watching this kernel's writes, if it could be set up.
+    watch: Option<&'a Watch>,
     /// The image, once the source is admitted.
     image: Option<Image>,
     /// Verification hashes received (`verify=1`).
@@ -262,7 +270,18 @@ impl Receiver<'_> {
             Event::Admitted => {
                 let frames = self.local.ranges().last().map_or(0, |r| r.end_pfn());
                 let t0 = tsc::rdtsc();
-                let image = Image::claim(frames)
+                // Before the claim: it allocates what the jump needs.
+                let armed = self.watch.and_then(|w| match w.arm(frames) {
+                    Ok(armed) => Some(armed),
+                    Err(e) => {
+                        pr_warn!(
+                            "cannot watch this kernel's writes ({:?}); the trampoline compares every slotted page\n",
+                            e
+                        );
+                        None
+                    }
+                });
+                let image = Image::claim(frames, armed)
                     .map_err(|_| ENOMEM)
                     .context("cannot claim memory for the image")?;
                 pr_info!(
@@ -330,7 +349,7 @@ impl Receiver<'_> {
                 let tsc_commit = tsc::rdtsc();
                 let commit = CommitInfo::decode(payload)
                     .map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
-                let (prepared, cpus, info) = self.prepared.take().ok_or(Failure::new(
+                let (mut prepared, cpus, info) = self.prepared.take().ok_or(Failure::new(
                     errno(uapi::EPROTO),
                     "commit before the image was complete",
                 ))?;
@@ -346,6 +365,8 @@ impl Receiver<'_> {
                     tsc_trampoline: 0,
                     tsc_copied: 0,
                     pages_in_place: 0,
+                    pages_unwritten: 0,
+                    unwritten_misses: 0,
                 };
                 // The source powers off once its commit is acknowledged:
                 // push the ACK out, and let the device send it before it is
@@ -358,7 +379,7 @@ impl Receiver<'_> {
                     );
                 }
                 pr_info!("commit received; jumping into the image\n");
-                Err(restore::jump(&prepared, cpus, handoff))
+                Err(restore::jump(&mut prepared, cpus, handoff))
             }
             Event::SourceAborted(code) => {
                 pr_info!("the source abandoned the migration (code {})\n", code);

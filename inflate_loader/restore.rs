@@ -20,6 +20,7 @@ use crate::proto::wire::{PageContent, ResumeInfo, PAGE_SIZE};
 use crate::quiesce;
 use crate::trampoline;
 use crate::tsc;
+use crate::unwritten::Armed;
 use kernel::prelude::*;
 
 /// Page-table entry bits.
@@ -46,6 +47,8 @@ pub(crate) struct Prepared {
     info: ResumeInfo,
     /// Where the hand-off page is written: its home frame or its slot.
     handoff: u64,
+    /// Which slotted pages may be left out of the copy list.
+    unwritten: Option<Armed>,
 }
 
 /// Builds page tables in spare frames.
@@ -185,6 +188,15 @@ pub(crate) fn prepare(
     let list = frames.first().map_or(0, |&f| frame_ptr(f) as u64);
 
     // The trampoline.
+    let unwritten = image.take_unwritten(info.handoff_pfn);
+    if let Some(u) = unwritten.as_ref() {
+        pr_info!(
+            "{} of {} slotted pages identical at home when they arrived\n",
+            u.identical(),
+            image.slotted
+        );
+    }
+
     let code = trampoline::code();
     if code.len() > PAGE_SIZE {
         return Err(Failure::new(EINVAL, "trampoline larger than a page"));
@@ -198,6 +210,7 @@ pub(crate) fn prepare(
         trampoline: frame_ptr(f) as u64,
         info: *info,
         handoff,
+        unwritten,
     })
 }
 
@@ -225,7 +238,7 @@ fn make_executable(va: u64) -> Result<(), Failure> {
 /// Quiesces this machine, leaves `handoff` for the image and jumps into it.
 /// Returns only if a step before the jump fails (everything is then
 /// undone).
-pub(crate) fn jump(p: &Prepared, cpus: pm::OfflineCpus, mut handoff: Handoff) -> Failure {
+pub(crate) fn jump(p: &mut Prepared, cpus: pm::OfflineCpus, mut handoff: Handoff) -> Failure {
     let _sleep = pm::SleepLock::lock();
     // Dropped only if the jump fails: the jump leaves this kernel behind.
     let _rcu = pm::ExpeditedRcu::start();
@@ -249,6 +262,11 @@ pub(crate) fn jump(p: &Prepared, cpus: pm::OfflineCpus, mut handoff: Handoff) ->
         quiesce::resume(stopped);
         drop(cpus);
         return f;
+    }
+    // Last: nothing of this kernel writes its watched frames after it.
+    if let Some(u) = p.unwritten.as_mut() {
+        let check = p.info.verify_pages > 0;
+        (handoff.pages_unwritten, handoff.unwritten_misses) = u.filter(p.list, check);
     }
     handoff.tsc_jump = tsc::rdtsc();
     let bytes = handoff.encode();

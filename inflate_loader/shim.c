@@ -2,7 +2,9 @@
 /*
  * The static inline kernel helpers inflate_loader needs, as real functions
  * (bindgen cannot reach static inlines): the crypto API's, for
- * ksupport/crypto.rs, and a socket field, for ksupport/listener.rs.
+ * ksupport/crypto.rs, a socket field, for ksupport/listener.rs, and the
+ * page-table helpers, for ksupport/pagetable.rs and its users.
  */
 #include "../ksupport/crypto_shim.c"
 #include "../ksupport/socket_shim.c"
+#include "../ksupport/paging_shim.c"

@@ -118,6 +118,12 @@ pub(crate) struct Extra {
     /// Page hashes sent for the target to verify (`verify=1`); on the
     /// target, pages it verified.
     pub(crate) verify_pages: u64,
+    /// On the target: slotted pages the loader left out of the copy list,
+    /// identical at home and not written since they arrived.
+    pub(crate) unwritten_pages: u64,
+    /// On the target, with `verify=1`: of those, pages the loader found
+    /// different when it checked them at the jump (copied instead).
+    pub(crate) unwritten_misses: u64,
     /// Where the downtime of the last migration went.
     pub(crate) downtime: crate::downtime::Phases,
     /// The target's reason code for its last refusal (see

@@ -513,10 +513,11 @@ fn resumed(handoff: &[u8], t0: i64, verify: bool) -> i64 {
     let (early, devices, cpus) = (at(Mark::DevicesEarly), at(Mark::Devices), at(Mark::Cpus));
     let copy = tsc_delta_us(h.tsc_trampoline, h.tsc_copied, h.tsc_khz);
     pr_info!(
-        "resume: trampoline {} us (copy {}, {} slotted pages already in place), syscore {}, devices (noirq/early) {}, devices {}, CPUs {}\n",
+        "resume: trampoline {} us (copy {}, {} slotted pages already in place; {} left out as unwritten), syscore {}, devices (noirq/early) {}, devices {}, CPUs {}\n",
         entry,
         copy,
         h.pages_in_place,
+        h.pages_unwritten,
         syscore.saturating_sub(entry),
         early.saturating_sub(syscore),
         devices.saturating_sub(early),
@@ -528,6 +529,12 @@ fn resumed(handoff: &[u8], t0: i64, verify: bool) -> i64 {
             h.pages_verified
         );
     }
+    if h.unwritten_misses > 0 {
+        pr_err!(
+            "the target found {} pages it was about to leave in place different from the image (copied instead): its write watch missed writes\n",
+            h.unwritten_misses
+        );
+    }
     control::update(|s, x| {
         s.downtime_us = total;
         s.pages_sent = h.pages_received;
@@ -535,6 +542,8 @@ fn resumed(handoff: &[u8], t0: i64, verify: bool) -> i64 {
         x.staged_pages = h.staged_pages;
         x.checkpoint_us = phases.checkpoint_us;
         x.verify_pages = h.pages_verified;
+        x.unwritten_pages = h.pages_unwritten;
+        x.unwritten_misses = h.unwritten_misses;
         x.downtime = phases;
     });
     (now_ns() - t0) - total as i64 * 1000

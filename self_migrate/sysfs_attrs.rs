@@ -161,6 +161,8 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
         ))?;
     }
     out.line(format_args!("tracker_misses: {}", x.tracker_misses))?;
+    out.line(format_args!("unwritten_pages: {}", x.unwritten_pages))?;
+    out.line(format_args!("unwritten_misses: {}", x.unwritten_misses))?;
     out.line(format_args!("bandwidth_bytes_per_s: {}", x.bandwidth))?;
     out.line(format_args!("page_rate_pages_per_s: {}", x.page_rate))?;
     out.line(format_args!("dirty_rate_pages_per_s: {}", x.dirty_rate))?;

@@ -29,10 +29,12 @@
 //!     96     8  target TSC when the trampoline started  (written by it)
 //!    104     8  target TSC when it had copied every page (written by it)
 //!    112     8  slotted pages found already in place    (written by it)
+//!    120     8  slotted pages left in place, unwritten (not in the copy list)
+//!    128     8  of those, pages a check found different (verify only)
 //! ```
 //!
-//! The loader writes the first 96 bytes; the trampoline stores the last
-//! three words at [`STAMP_OFFSET`] in the page's home frame, after its copy.
+//! The loader writes every field but the three words at [`STAMP_OFFSET`],
+//! which the trampoline stores in the page's home frame after its copy.
 
 use super::wire::{le64, put_le64s, CommitInfo, WireError};
 
@@ -40,7 +42,7 @@ use super::wire::{le64, put_le64s, CommitInfo, WireError};
 pub const HANDOFF_MAGIC: [u8; 4] = *b"SMHO";
 
 /// Version of the layout.
-pub const HANDOFF_VERSION: u32 = 1;
+pub const HANDOFF_VERSION: u32 = 2;
 
 /// Offset of the trampoline's two time-stamp words in the page.
 pub const STAMP_OFFSET: usize = 96;
@@ -71,6 +73,12 @@ pub struct Handoff {
     /// Slotted pages the trampoline found already holding their bytes at
     /// home (not copied).
     pub pages_in_place: u64,
+    /// Slotted pages the loader left out of the copy list: identical at
+    /// home when they arrived, and their home not written since.
+    pub pages_unwritten: u64,
+    /// Pages the loader would have left out but found different when it
+    /// checked them at the jump (with verify only; copied instead).
+    pub unwritten_misses: u64,
 }
 
 /// Microseconds between two readings of a counter running at `khz`
@@ -85,7 +93,7 @@ pub fn tsc_delta_us(from: u64, to: u64, khz: u64) -> u64 {
 
 impl Handoff {
     /// Encoded length.
-    pub const ENCODED_LEN: usize = 120;
+    pub const ENCODED_LEN: usize = 136;
 
     /// Encodes the hand-off.
     pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
@@ -106,6 +114,8 @@ impl Handoff {
                 self.tsc_trampoline,
                 self.tsc_copied,
                 self.pages_in_place,
+                self.pages_unwritten,
+                self.unwritten_misses,
             ],
         );
         out
@@ -140,6 +150,8 @@ impl Handoff {
             tsc_trampoline: w(7),
             tsc_copied: w(8),
             pages_in_place: w(9),
+            pages_unwritten: w(10),
+            unwritten_misses: w(11),
         };
         if h.tsc_khz == 0 || h.tsc_jump < h.tsc_commit {
             return Err(WireError::BadField);

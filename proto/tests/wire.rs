@@ -704,6 +704,8 @@ fn handoff_round_trip_and_refusals() {
         tsc_trampoline: 3_000_100,
         tsc_copied: 3_100_000,
         pages_in_place: 3,
+        pages_unwritten: 11,
+        unwritten_misses: 1,
     };
     let mut page = vec![0u8; PAGE_SIZE];
     page[..Handoff::ENCODED_LEN].copy_from_slice(&h.encode());
@@ -721,7 +723,10 @@ fn handoff_round_trip_and_refusals() {
         Handoff::decode(&zero_khz.encode()),
         Err(WireError::BadField)
     );
-    assert_eq!(Handoff::decode(&page[..119]), Err(WireError::Truncated));
+    assert_eq!(
+        Handoff::decode(&page[..Handoff::ENCODED_LEN - 1]),
+        Err(WireError::Truncated)
+    );
     // The trampoline's stamps sit where the layout says.
     assert_eq!(
         page[selfmig_proto::handoff::STAMP_OFFSET..][..8],
