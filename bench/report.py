@@ -90,7 +90,9 @@ def main():
         if ours:
             ok = sum(1 for r in ours if str(r.get("verify", "")).startswith("passed"))
             misses = sum(r.get("tracker_misses") or 0 for r in ours)
-            print(f"{'':9} {'':5} {'selfmig verify=1':40} {ok}/{len(ours)} passed, tracker misses {misses}")
+            unwritten = sum(r.get("unwritten_misses") or 0 for r in ours)
+            print(f"{'':9} {'':5} {'selfmig verify=1':40} {ok}/{len(ours)} passed, tracker misses {misses}, "
+                  f"unwritten misses {unwritten}")
         rows.append((f"{wl}\n{mib} MiB", med))
     print(f"(medians of successful runs; ratio = selfmig / QEMU; results in {out})")
     chart(rows, out.rsplit(".", 1)[0] + ".png")

@@ -156,6 +156,7 @@ print(json.dumps({
     "verify": ("passed (%d pages)" % num("verify_pages")) if ok and num("verify_pages") > 0
               else ("off" if verify != "1" else "n/a"),
     "tracker": s.get("tracker_used"), "tracker_misses": num("tracker_misses"),
+    "unwritten_pages": num("unwritten_pages"), "unwritten_misses": num("unwritten_misses"),
     "throttle_share_bp": num("throttle_share_bp"),
     "staged_pages": num("staged_pages"),
     "checkpoint_marked_pages": num("checkpoint_marked_pages"),

@@ -86,8 +86,8 @@ state=$(wait_done 60)
 tap_diag "auto_converge=1: state=$state rounds=$(stat round) precopy_end=$(stat precopy_end) throttle_share_bp=$(stat throttle_share_bp) throttled_threads=$(stat throttled_threads) bandwidth=$(stat bandwidth_bytes_per_s) B/s dirty_rate=$(stat dirty_rate_pages_per_s) pages/s downtime_us=$(stat downtime_us) staged=$(stat staged_pages)"
 tap_result "auto_converge=1: migrated, with the dirtier throttled on the way" \
 	eval '[ "$state" = migrated ] && [ "$(stat throttled_threads)" -ge 1 ] && [ "$(stat throttle_share_bp)" -gt 0 ]'
-tap_result "the paging tracker missed nothing (verify=1 on both sides)" \
-	eval '[ "$(stat tracker_used)" = paging ] && [ "$(stat tracker_misses)" = 0 ] && grep -aq "verify: all .* pages match" "$HARNESS_DIR/dst.log"'
+tap_result "the paging tracker and the loader's write watch missed nothing (verify=1 on both sides)" \
+	eval '[ "$(stat tracker_used)" = paging ] && [ "$(stat tracker_misses)" = 0 ] && [ "$(stat unwritten_misses)" = 0 ] && grep -aq "verify: all .* pages match" "$HARNESS_DIR/dst.log"'
 tap_result "on the target the dirtier runs on (same PID)" \
 	eval '[ "$state" = migrated ] && vm_exec src "kill -0 $pid_before" >/dev/null'
 tap_result "on the target the dirtier has its old scheduling back (SCHED_OTHER)" \
