@@ -65,9 +65,10 @@ pub(crate) struct Watch {
 
 impl Watch {
     /// Splits this kernel's large mappings of RAM and finds `text_poke()`'s
-    /// page table. May sleep (about 200 ms).
+    /// page table. May sleep (about 200 ms). Quiet: the loader logs what
+    /// each migration did with it instead.
     pub(crate) fn new(local: &MachineDesc) -> Self {
-        let splits = Splits::new(local);
+        let splits = Splits::new(local, false);
         let poke_table = crate::text_poke::find_poke_table();
         if poke_table.is_none() {
             pr_info!(

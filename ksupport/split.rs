@@ -148,16 +148,19 @@ impl Visitor for Finder<'_> {
 pub(crate) struct Splits {
     /// Every entry replaced, 1 GiB ones first.
     splits: KVec<Split>,
+    /// Whether the split and the join are logged (failures always are).
+    log: bool,
 }
 
 impl Splits {
     /// Splits every large writable kernel mapping of RAM in `desc` into
     /// 4 KiB pages. Never fails: what cannot be split (no memory, an entry
     /// that changed under us) stays large, which costs hashing, not
-    /// correctness.
-    pub(crate) fn new(desc: &MachineDesc) -> Self {
+    /// correctness. With `log`, says what it did (and the join will).
+    pub(crate) fn new(desc: &MachineDesc, log: bool) -> Self {
         let mut this = Self {
             splits: KVec::new(),
+            log,
         };
         let paging = Paging::current();
         let frames = desc.ranges().last().map_or(0, |r| r.end_pfn());
@@ -198,12 +201,14 @@ impl Splits {
             // new entries is trusted, no CPU may use the large ones.
             mmu::flush_tlb_everywhere();
         }
-        pr_info!(
-            "large kernel mappings of RAM split into 4 KiB pages: {} tables ({} KiB){}\n",
-            tables,
-            tables.saturating_mul(4),
-            if skipped > 0 { ", some left large" } else { "" }
-        );
+        if log || skipped > 0 {
+            pr_info!(
+                "large kernel mappings of RAM split into 4 KiB pages: {} tables ({} KiB){}\n",
+                tables,
+                tables.saturating_mul(4),
+                if skipped > 0 { ", some left large" } else { "" }
+            );
+        }
         this
     }
 }
@@ -296,10 +301,12 @@ impl Drop for Splits {
         for &table in joined.iter() {
             free_table(table);
         }
-        pr_info!(
-            "large kernel mappings joined again: {} tables freed, {} kept (changed by the kernel since)\n",
-            joined.len(),
-            kept
-        );
+        if self.log {
+            pr_info!(
+                "large kernel mappings joined again: {} tables freed, {} kept (changed by the kernel since)\n",
+                joined.len(),
+                kept
+            );
+        }
     }
 }

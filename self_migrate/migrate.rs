@@ -202,7 +202,7 @@ fn session(
     let mut tracker = PageTracker::new(desc, req.tracker == Tracker::Paging)
         .context("cannot allocate the dirty tracker")?;
     // Joined again when the session ends, here or on the target.
-    let _splits = (req.tracker == Tracker::Paging).then(|| Splits::new(desc));
+    let _splits = (req.tracker == Tracker::Paging).then(|| Splits::new(desc, true));
     tracker.watch_text();
     let mut buf = KVVec::from_elem(0u8, HEADER_LEN + MAX_PAYLOAD + TAG_LEN, GFP_KERNEL)
         .map_err(|_| ENOMEM)
