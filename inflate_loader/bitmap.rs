@@ -43,6 +43,13 @@ impl Bitmap {
         &self.words
     }
 
+    /// Removes every frame of `other` (a set over the same frames).
+    pub(crate) fn remove_all(&mut self, other: &Bitmap) {
+        for (w, o) in self.words.iter_mut().zip(other.words.iter()) {
+            *w &= !o;
+        }
+    }
+
     /// Empties the set.
     pub(crate) fn clear(&mut self) {
         self.words.iter_mut().for_each(|w| *w = 0);

@@ -111,27 +111,10 @@ impl Watch {
         // Page tables in the image (the kernel's first ones are in its
         // data) are written by the CPU directly: never watched. New ones
         // are never made in the image or the memory map.
-        for (i, &w) in armed.written.words().iter().enumerate() {
-            let mut bits = w;
-            while bits != 0 {
-                armed
-                    .watched
-                    .unset(i as u64 * 64 + u64::from(bits.trailing_zeros()));
-                bits &= bits - 1;
-            }
-        }
+        armed.watched.remove_all(&armed.written);
         armed.written.clear();
         Ok(armed)
     }
-}
-
-/// Whether to descend into the table at `child`: not when the entry before
-/// pointed to it too (espfix maps one table from many entries; its frames
-/// are the same each time).
-fn once(last_child: &mut u64, child: u64) -> bool {
-    let again = child == *last_child;
-    *last_child = child;
-    !again
 }
 
 /// The linear ranges (see [`crate::pagetable`]) of the kernel image
@@ -188,7 +171,7 @@ impl Visitor for Arm<'_> {
         _table: u64,
         child: u64,
     ) -> bool {
-        once(&mut self.last_child, child)
+        pagetable::new_child(&mut self.last_child, child)
     }
 
     fn leaf(&mut self, leaf: Leaf<'_>) -> bool {
@@ -402,7 +385,7 @@ impl Visitor for Harvest<'_> {
         _table: u64,
         child: u64,
     ) -> bool {
-        once(&mut self.last_child, child)
+        pagetable::new_child(&mut self.last_child, child)
     }
 
     fn leaf(&mut self, leaf: Leaf<'_>) -> bool {

@@ -126,6 +126,16 @@ pub(crate) trait Visitor {
     }
 }
 
+/// For [`Visitor::descend`]: whether the table at `child` is new, that is,
+/// not the one the entry before pointed to as well (`last_child`, updated).
+/// espfix maps one table from many entries in a row, the same frames each
+/// time; walking it once is enough for every visitor that only collects.
+pub(crate) fn new_child(last_child: &mut u64, child: u64) -> bool {
+    let again = child == *last_child;
+    *last_child = child;
+    !again
+}
+
 /// The entries of the table at physical address `pa`.
 fn table(pa: u64) -> &'static [AtomicU64; ENTRIES as usize] {
     // SAFETY: `page_offset_base` is set at boot and never changes.

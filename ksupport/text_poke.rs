@@ -100,10 +100,7 @@ impl Visitor for WrittenTables {
         _table: u64,
         child: u64,
     ) -> bool {
-        // Runs of entries to one table (espfix) are walked once.
-        let again = child == self.last_child;
-        self.last_child = child;
-        !again
+        pagetable::new_child(&mut self.last_child, child)
     }
 
     fn leaf(&mut self, leaf: Leaf<'_>) -> bool {
