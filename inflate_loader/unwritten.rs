@@ -48,7 +48,7 @@ use crate::pagetable::{self, Leaf, Paging, Visitor, DIRTY, PRESENT, RW};
 use crate::proto::machine::MachineDesc;
 use crate::proto::wire::PAGE_SIZE;
 use crate::split::Splits;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 
 /// The kernel image mapping: `__START_KERNEL_map` and `KERNEL_IMAGE_SIZE`.
@@ -101,7 +101,6 @@ impl Watch {
             watched: &mut armed.watched,
             tables: &mut armed.written,
             frames,
-            last_child: u64::MAX,
             regions,
         };
         pagetable::walk_kernel_irqs_off(paging, &mut arm);
@@ -153,8 +152,6 @@ struct Arm<'a> {
     watched: &'a mut Bitmap,
     tables: &'a mut Bitmap,
     frames: u64,
-    /// The last table descended into.
-    last_child: u64,
     regions: Regions,
 }
 
@@ -163,15 +160,8 @@ impl Visitor for Arm<'_> {
         self.tables.set(pfn);
     }
 
-    fn descend(
-        &mut self,
-        _entry: &AtomicU64,
-        _value: u64,
-        _shift: u32,
-        _table: u64,
-        child: u64,
-    ) -> bool {
-        pagetable::new_child(&mut self.last_child, child)
+    fn walk_repeats_once(&self) -> bool {
+        true
     }
 
     fn leaf(&mut self, leaf: Leaf<'_>) -> bool {
@@ -259,7 +249,6 @@ impl Armed {
         let mut harvest = Harvest {
             written: &mut self.written,
             frames: self.frames,
-            last_child: u64::MAX,
             read_only: false,
         };
         // Where a watched frame can be written: the image mapping, the
@@ -294,7 +283,6 @@ impl Armed {
         let poked = self.poke_table.map_or(true, |t| harvest.written.get(t));
         if poked {
             harvest.read_only = true;
-            harvest.last_child = u64::MAX;
             pagetable::walk(paging, root, r.image.0, r.image.1, &mut harvest);
         }
         // SAFETY: Set at boot, never changed after.
@@ -347,8 +335,6 @@ impl Armed {
 struct Harvest<'a> {
     written: &'a mut Bitmap,
     frames: u64,
-    /// The last table descended into.
-    last_child: u64,
     /// Also every frame behind a read-only mapping (text was poked).
     read_only: bool,
 }
@@ -377,15 +363,8 @@ impl Visitor for Harvest<'_> {
         value & PRESENT == 0 || !wanted
     }
 
-    fn descend(
-        &mut self,
-        _entry: &AtomicU64,
-        _value: u64,
-        _shift: u32,
-        _table: u64,
-        child: u64,
-    ) -> bool {
-        pagetable::new_child(&mut self.last_child, child)
+    fn walk_repeats_once(&self) -> bool {
+        true
     }
 
     fn leaf(&mut self, leaf: Leaf<'_>) -> bool {

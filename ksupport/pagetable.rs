@@ -111,6 +111,13 @@ pub(crate) trait Visitor {
         false
     }
 
+    /// Whether a run of entries of one table pointing to the same table is
+    /// walked once (espfix maps one table from many entries in a row, the
+    /// same frames each time): enough for a visitor that only collects.
+    fn walk_repeats_once(&self) -> bool {
+        false
+    }
+
     /// Whether to walk the table at frame `child`, which `entry` (of the
     /// table at frame `table`, read as `value`, covering `1 << shift`
     /// bytes) points to.
@@ -124,16 +131,6 @@ pub(crate) trait Visitor {
     ) -> bool {
         true
     }
-}
-
-/// For [`Visitor::descend`]: whether the table at `child` is new, that is,
-/// not the one the entry before pointed to as well (`last_child`, updated).
-/// espfix maps one table from many entries in a row, the same frames each
-/// time; walking it once is enough for every visitor that only collects.
-pub(crate) fn new_child(last_child: &mut u64, child: u64) -> bool {
-    let again = child == *last_child;
-    *last_child = child;
-    !again
 }
 
 /// The entries of the table at physical address `pa`.
@@ -174,6 +171,8 @@ fn walk_table(
     let first = (start.saturating_sub(base) >> shift).min(ENTRIES) as usize;
     let last = end.saturating_sub(base).div_ceil(span).min(ENTRIES) as usize;
     let entries = table(pa).get(first..last).unwrap_or(&[]);
+    let once = visitor.walk_repeats_once();
+    let mut last_child = u64::MAX;
     for (i, entry) in (first..).zip(entries) {
         let value = entry.load(Ordering::Relaxed);
         if shift == PAGE_SHIFT && visitor.boring(value) {
@@ -187,6 +186,9 @@ fn walk_table(
         }
         if !leaf {
             let child = value & ADDR_MASK;
+            if once && core::mem::replace(&mut last_child, child) == child {
+                continue;
+            }
             if !visitor.descend(entry, value, shift, pa >> PAGE_SHIFT, child >> PAGE_SHIFT) {
                 continue;
             }

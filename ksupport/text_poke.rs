@@ -81,8 +81,6 @@ struct WrittenTables {
     found: Frames,
     /// Whether there were more than `found` holds.
     overflow: bool,
-    /// The last table descended into.
-    last_child: u64,
 }
 
 impl Visitor for WrittenTables {
@@ -92,15 +90,8 @@ impl Visitor for WrittenTables {
         value & (PRESENT | RW | DIRTY) != PRESENT | RW | DIRTY
     }
 
-    fn descend(
-        &mut self,
-        _entry: &AtomicU64,
-        _value: u64,
-        _shift: u32,
-        _table: u64,
-        child: u64,
-    ) -> bool {
-        pagetable::new_child(&mut self.last_child, child)
+    fn walk_repeats_once(&self) -> bool {
+        true
     }
 
     fn leaf(&mut self, leaf: Leaf<'_>) -> bool {
@@ -121,7 +112,6 @@ fn written_tables(paging: Paging) -> Option<Frames> {
     let mut visitor = WrittenTables {
         found: Frames::new()?,
         overflow: false,
-        last_child: u64::MAX,
     };
     pagetable::walk_kernel_irqs_off(paging, &mut visitor);
     // A CPU may still hold a translation that says "dirty"; after this it
