@@ -27,6 +27,8 @@
 #include <linux/sysfs.h>
 #include <linux/timekeeping.h>
 #include <linux/uio.h>
+#include <linux/stop_machine.h>
+#include <linux/vmalloc.h>
 #include <linux/xxhash.h>
 #include <net/net_namespace.h>
 #include <net/sock.h>
@@ -38,6 +40,7 @@
 #include "../ksupport/crypto_shim.h"
 #include "../ksupport/socket_shim.h"
 #include "../ksupport/paging_shim.h"
+#include "text_shim.h"
 
 /* GFP_KERNEL is not a plain constant bindgen can evaluate. */
 const gfp_t SELFMIG_GFP_KERNEL = GFP_KERNEL;

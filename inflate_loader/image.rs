@@ -39,14 +39,14 @@ const NONE: u64 = u64::MAX;
 const TAKEN: u64 = u64::MAX - 1;
 
 /// The `struct page` of a frame (SPARSEMEM_VMEMMAP, as on x86-64).
-fn pfn_to_page(pfn: u64) -> *mut bindings::page {
+pub(crate) fn pfn_to_page(pfn: u64) -> *mut bindings::page {
     // SAFETY: `vmemmap_base` is set at boot and never changes.
     let base = unsafe { bindings::vmemmap_base } as u64;
     (base + pfn * core::mem::size_of::<bindings::page>() as u64) as *mut bindings::page
 }
 
 /// The frame of a `struct page`.
-fn page_to_pfn(page: *mut bindings::page) -> u64 {
+pub(crate) fn page_to_pfn(page: *mut bindings::page) -> u64 {
     // SAFETY: As in `pfn_to_page`.
     let base = unsafe { bindings::vmemmap_base } as u64;
     (page as u64 - base) / core::mem::size_of::<bindings::page>() as u64
@@ -521,6 +521,11 @@ impl Image {
         let mut u = self.unwritten.take()?;
         u.forget(keep);
         Some(u)
+    }
+
+    /// Whether a page of the image for frame `pfn` has arrived.
+    pub(crate) fn holds(&self, pfn: u64) -> bool {
+        pfn < self.frames && self.received.get(pfn)
     }
 
     /// Where the image's page of frame `pfn` is now: its slot, or the frame

@@ -48,6 +48,7 @@ mod quiesce;
 mod receiver;
 #[path = "../ksupport/refuse.rs"]
 mod refuse;
+mod relocate;
 mod restore;
 #[path = "../ksupport/socket.rs"]
 mod socket;

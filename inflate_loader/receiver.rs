@@ -31,6 +31,7 @@ use crate::proto::wire::{
     CommitInfo, RecordKind, ResumeInfo, VerifyHashes, WireError, ABORT_TARGET_FAILED,
     ABORT_VERIFY_FAILED, FINAL_ROUND, HEADER_LEN, MAX_PAYLOAD,
 };
+use crate::relocate::MovedText;
 use crate::restore::{self, Prepared};
 use crate::socket::TcpStream;
 use crate::tsc;
@@ -127,6 +128,7 @@ fn with_session(
         local,
         watch,
         image: None,
+        moved_text: None,
         expected: Expected::new(local.ranges().last().map_or(0, |r| r.end_pfn())),
         prepared: None,
         bytes_received: 0,
@@ -153,6 +155,9 @@ struct Receiver<'a> {
     watch: Option<&'a Watch>,
     /// The image, once the source is admitted.
     image: Option<Image>,
+    /// This module's code, moved out of the image's way in the second
+    /// round (moved back when the session ends without a jump).
+    moved_text: Option<MovedText>,
     /// Verification hashes received (`verify=1`).
     expected: Expected,
     /// The jump, once the image is complete: prepared, CPUs offline.
@@ -313,6 +318,9 @@ impl Receiver<'_> {
                             e
                         );
                     }
+                    if self.moved_text.is_none() {
+                        self.moved_text = move_text(image);
+                    }
                 }
                 let mut bad = None;
                 for page in batch.pages() {
@@ -461,6 +469,30 @@ fn verify(image: &Image, expected: &Expected, info: &ResumeInfo) -> Result<(), F
                 bad.first_pfn
             );
             failed("image failed verification")
+        }
+    }
+}
+
+/// Moves this module's code out of the image's way (see
+/// [`crate::relocate`]); on failure the code stays where it is, and the
+/// trampoline's writes to its frames cost more under an emulator.
+fn move_text(image: &Image) -> Option<MovedText> {
+    let t0 = tsc::rdtsc();
+    match MovedText::move_out(|pfn| image.holds(pfn)) {
+        Ok(moved) => {
+            pr_info!(
+                "moved this module's code ({} pages) out of the image's way in {} us\n",
+                moved.len(),
+                crate::proto::handoff::tsc_delta_us(t0, tsc::rdtsc(), tsc::khz())
+            );
+            Some(moved)
+        }
+        Err(f) => {
+            pr_warn!(
+                "cannot move this module's code out of the image's way: {}\n",
+                f.reason
+            );
+            None
         }
     }
 }
