@@ -42,6 +42,10 @@
 #include "../ksupport/paging_shim.h"
 #include "text_shim.h"
 
+/* Where modules' code and data are mapped (relocate.rs). */
+const unsigned long SELFMIG_MODULES_VADDR = MODULES_VADDR;
+const unsigned long SELFMIG_MODULES_END = MODULES_END;
+
 /* GFP_KERNEL is not a plain constant bindgen can evaluate. */
 const gfp_t SELFMIG_GFP_KERNEL = GFP_KERNEL;
 

@@ -50,6 +50,21 @@ impl Bitmap {
         }
     }
 
+    /// The frames in the set, in increasing order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.words.iter().enumerate().flat_map(|(i, &w)| {
+            let mut rest = w;
+            core::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let bit = rest.trailing_zeros();
+                rest &= rest - 1;
+                Some(i as u64 * 64 + u64::from(bit))
+            })
+        })
+    }
+
     /// Empties the set.
     pub(crate) fn clear(&mut self) {
         self.words.iter_mut().for_each(|w| *w = 0);

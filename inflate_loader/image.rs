@@ -203,8 +203,8 @@ fn free_pages() -> u64 {
 
 /// Pages the image's own bookkeeping for `frames` frames takes.
 fn bookkeeping_pages(frames: u64) -> i64 {
-    // Three maps of one word per frame, two bitmaps.
-    let bytes = frames * 3 * 8 + frames.div_ceil(64) * 8 * 2;
+    // Three maps of one word per frame, three bitmaps.
+    let bytes = frames * 3 * 8 + frames.div_ceil(64) * 8 * 3;
     bytes.div_ceil(PAGE_SIZE as u64) as i64
 }
 
@@ -216,6 +216,9 @@ pub(crate) struct Image {
     received: Bitmap,
     /// For each frame of the image held in a slot: the slot.
     slot_of: KVVec<u64>,
+    /// The frames of the image held in slots (those with a `slot_of`), for
+    /// [`Image::slots`] to find them 64 frames at a time.
+    in_slot: Bitmap,
     /// For each slot: the frame whose contents it holds.
     owner_of: KVVec<u64>,
     /// Claimed frames not yet known to be used (candidates for slots),
@@ -258,6 +261,7 @@ impl Image {
             claimed: Bitmap::new(frames)?,
             received: Bitmap::new(frames)?,
             slot_of: KVVec::from_elem(NONE, frames as usize, GFP_KERNEL)?,
+            in_slot: Bitmap::new(frames)?,
             owner_of: KVVec::from_elem(NONE, frames as usize, GFP_KERNEL)?,
             spare: KVVec::from_elem(0u64, frames as usize, GFP_KERNEL)?,
             spare_len: 0,
@@ -381,6 +385,7 @@ impl Image {
                 // and hold nothing else: `slot` holds `f`'s page.
                 unsafe { core::ptr::copy_nonoverlapping(frame_ptr(slot), frame_ptr(f), PAGE_SIZE) };
                 self.slot_of[f as usize] = NONE;
+                self.in_slot.unset(f);
                 self.owner_of[slot as usize] = NONE;
                 if let Some(u) = self.unwritten.as_mut() {
                     u.forget(f);
@@ -502,6 +507,7 @@ impl Image {
             NONE => {
                 let s = self.take_spare()?;
                 self.slot_of[pfn as usize] = s;
+                self.in_slot.set(pfn);
                 self.owner_of[s as usize] = pfn;
                 self.slotted += 1;
                 s
@@ -540,10 +546,11 @@ impl Image {
 
     /// Every page held in a slot: (slot, home frame).
     pub(crate) fn slots(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.slot_of
+        self.in_slot
             .iter()
-            .enumerate()
-            .filter(|(_, &s)| s != NONE)
-            .map(|(home, &s)| (s, home as u64))
+            .filter_map(|home| match self.slot_of.get(home as usize) {
+                Some(&s) if s != NONE => Some((s, home)),
+                _ => None,
+            })
     }
 }

@@ -481,8 +481,9 @@ fn move_text(image: &Image) -> Option<MovedText> {
     match MovedText::move_out(|pfn| image.holds(pfn)) {
         Ok(moved) => {
             pr_info!(
-                "moved this module's code ({} pages) out of the image's way in {} us\n",
+                "moved this module's code ({} pages) out of the image's way, other modules' code ({} pages) written once, in {} us\n",
                 moved.len(),
+                moved.others(),
                 crate::proto::handoff::tsc_delta_us(t0, tsc::rdtsc(), tsc::khz())
             );
             Some(moved)

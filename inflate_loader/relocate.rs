@@ -24,12 +24,20 @@
 //! `text_poke()`, which finds the frame through the page tables) copied
 //! first.
 //!
+//! Other modules' code cannot be moved from under them, but what this
+//! kernel ran of it (the `self_migrate` module's initialisation, when a
+//! guest loads both modules) holds translations just the same: with every
+//! CPU stopped for the switch, every word of every other executable page of
+//! the module area is written once too (the value it holds; no CPU runs or
+//! pokes code meanwhile). Code run again later is translated again.
+//!
 //! Under KVM or on hardware a write to a code frame costs nothing special:
 //! there this costs a copy of the text and gains nothing.
 
 use crate::bindings;
 use crate::failure::Failure;
-use crate::image::{frame_ptr, page_to_pfn};
+use crate::image::{frame_ptr, page_to_pfn, pfn_to_page};
+use crate::pagetable::{self, Leaf, Paging, Visitor, PRESENT};
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
@@ -40,6 +48,9 @@ const PAGE_SIZE: usize = 4096;
 /// How many blocks [`MovedText::move_out`] may draw before it gives up
 /// finding one the image has not sent.
 const DRAWS: usize = 8;
+
+/// Bit 63 of an entry: not executable.
+const NX: u64 = 1 << 63;
 
 /// One page of the loader's code.
 struct Moved {
@@ -56,6 +67,8 @@ pub(crate) struct MovedText {
     pages: KVec<Moved>,
     /// The frames of the copies.
     block: Option<Block>,
+    /// Pages of other code written in place.
+    others: usize,
     /// A writable mapping of the old frames, in the order of `pages`.
     alias: *mut u8,
 }
@@ -64,6 +77,8 @@ pub(crate) struct MovedText {
 struct Switch<'a> {
     pages: &'a [Moved],
     alias: *mut u8,
+    /// Other code to write once, in place (see the module documentation).
+    others: Option<&'a OtherCode>,
     /// To the copies (or back to the module's frames).
     to_new: bool,
     /// Claimed by the CPU that switches.
@@ -100,6 +115,9 @@ unsafe extern "C" fn switch_cpu(data: *mut c_void) -> i32 {
             // module's text, found by `lookup_address()`.
             unsafe { bindings::selfmig_pte_set_pfn(m.pte, pfn as _) };
         }
+        if let Some(others) = s.others {
+            rewrite(others.alias, others.pages.len());
+        }
         s.done.store(true, Ordering::Release);
     } else {
         while !s.done.load(Ordering::Acquire) {
@@ -111,11 +129,27 @@ unsafe extern "C" fn switch_cpu(data: *mut c_void) -> i32 {
     0
 }
 
+/// Writes every word of `count` pages mapped writable at `alias` with the
+/// value it holds, which drops what an emulator translated from them.
+fn rewrite(alias: *mut u8, count: usize) {
+    let base = alias.cast::<u64>();
+    for i in 0..count * PAGE_SIZE / 8 {
+        // SAFETY: Callers pass `count` pages mapped writable at `alias`,
+        // which nothing else writes meanwhile (or, for code in use, with
+        // every other CPU stopped and none inside a text poke).
+        unsafe {
+            let p = base.add(i);
+            core::ptr::write_volatile(p, core::ptr::read_volatile(p));
+        }
+    }
+}
+
 /// Runs [`switch_cpu`] on every online CPU; whether the switch happened.
-fn switch(pages: &[Moved], alias: *mut u8, to_new: bool) -> bool {
+fn switch(pages: &[Moved], alias: *mut u8, to_new: bool, others: Option<&OtherCode>) -> bool {
     let s = Switch {
         pages,
         alias,
+        others,
         to_new,
         leader: AtomicBool::new(false),
         done: AtomicBool::new(false),
@@ -180,6 +214,97 @@ fn draw(count: usize, avoid: &impl Fn(u64) -> bool, rejects: &mut KVec<Block>) -
     None
 }
 
+/// The frames behind the executable 4 KiB entries of the module area,
+/// other than the loader's copies, each held by a reference and mapped
+/// writable.
+struct OtherCode {
+    pages: KVec<*mut bindings::page>,
+    alias: *mut u8,
+}
+
+/// Collects [`OtherCode`]'s frames.
+struct Collect<'a> {
+    pages: &'a mut KVec<*mut bindings::page>,
+    /// The loader's copies: `[first, end)`.
+    ours: (u64, u64),
+}
+
+impl Visitor for Collect<'_> {
+    fn table(&mut self, _pfn: u64) {}
+
+    fn leaf(&mut self, leaf: Leaf<'_>) -> bool {
+        if leaf.value & PRESENT == 0 || leaf.value & NX != 0 || leaf.pages != 1 {
+            return true;
+        }
+        if (self.ours.0..self.ours.1).contains(&leaf.pfn) {
+            return true;
+        }
+        let page = pfn_to_page(leaf.pfn);
+        // SAFETY: `page` is the `struct page` of a mapped frame; the
+        // reference is taken only if the frame is not free (its module may
+        // be going away meanwhile).
+        if !unsafe { bindings::selfmig_try_get_page(page) } {
+            return true;
+        }
+        if self.pages.push(page, GFP_KERNEL).is_err() {
+            // SAFETY: The reference taken just above.
+            unsafe { bindings::selfmig_put_page(page) };
+            return false;
+        }
+        true
+    }
+}
+
+impl OtherCode {
+    /// Finds the other code of the module area, except frames `ours`.
+    fn collect(ours: (u64, u64)) -> Result<Self, Failure> {
+        let mut code = Self {
+            pages: KVec::new(),
+            alias: core::ptr::null_mut(),
+        };
+        let paging = Paging::current();
+        let lin = |va: u64| va & (paging.end() - 1);
+        let (start, end) = (
+            lin(bindings::SELFMIG_MODULES_VADDR as u64),
+            lin(bindings::SELFMIG_MODULES_END as u64),
+        );
+        let mut collect = Collect {
+            pages: &mut code.pages,
+            ours,
+        };
+        if pagetable::walk(paging, pagetable::kernel_root(), start, end, &mut collect).is_some() {
+            return Err(Failure::new(ENOMEM, "cannot list the modules' code"));
+        }
+        if !code.pages.is_empty() {
+            // SAFETY: `pages` holds that many pages, each referenced.
+            code.alias = unsafe {
+                bindings::selfmig_vmap_rw(code.pages.as_mut_ptr(), code.pages.len() as u32)
+            }
+            .cast();
+            if code.alias.is_null() {
+                return Err(Failure::new(
+                    ENOMEM,
+                    "cannot map the modules' code writable",
+                ));
+            }
+        }
+        Ok(code)
+    }
+}
+
+impl Drop for OtherCode {
+    fn drop(&mut self) {
+        if !self.alias.is_null() {
+            // SAFETY: Mapped by `selfmig_vmap_rw` and no longer used.
+            unsafe { bindings::vunmap(self.alias.cast()) };
+        }
+        for &page in self.pages.iter() {
+            // SAFETY: Each was referenced in `Collect::leaf`.
+            unsafe { bindings::selfmig_put_page(page) };
+        }
+    }
+}
+
 impl MovedText {
     /// Moves the loader's code to frames for which `avoid` is false (those
     /// the image has not sent), then drops the translations an emulator
@@ -198,6 +323,7 @@ impl MovedText {
                 .map_err(|_| Failure::new(ENOMEM, "cannot allocate the list of code pages"))?,
             alias: core::ptr::null_mut(),
             block: None,
+            others: 0,
         };
         let mut olds = KVec::with_capacity(count, GFP_KERNEL)
             .map_err(|_| Failure::new(ENOMEM, "cannot allocate the list of code pages"))?;
@@ -237,10 +363,15 @@ impl MovedText {
                 "cannot map the loader's code writable",
             ));
         }
-        if !switch(&moved.pages, moved.alias, true) {
+        // Best effort: without it, only the loader's own code moves.
+        let others = OtherCode::collect((first, first + count as u64))
+            .map_err(|f| pr_warn!("other modules' code left as it is: {}\n", f.reason))
+            .ok();
+        if !switch(&moved.pages, moved.alias, true, others.as_ref()) {
             return Err(Failure::new(EBUSY, "cannot stop the CPUs to move the code"));
         }
-        moved.drop_translations();
+        moved.others = others.map_or(0, |o| o.pages.len());
+        rewrite(moved.alias, moved.pages.len());
         Ok(moved)
     }
 
@@ -249,19 +380,9 @@ impl MovedText {
         self.pages.len()
     }
 
-    /// Writes every word of the old frames with the value it holds.
-    fn drop_translations(&self) {
-        let words = self.pages.len() * PAGE_SIZE / 8;
-        let base = self.alias.cast::<u64>();
-        for i in 0..words {
-            // SAFETY: `alias` maps the old frames writable, `words` words;
-            // nothing else uses those frames now (the code runs from the
-            // copies).
-            unsafe {
-                let p = base.add(i);
-                core::ptr::write_volatile(p, core::ptr::read_volatile(p));
-            }
-        }
+    /// How many pages of other code were written in place.
+    pub(crate) fn others(&self) -> usize {
+        self.others
     }
 }
 
@@ -274,7 +395,7 @@ impl Drop for MovedText {
                 let pfn = unsafe { bindings::selfmig_pte_pfn(m.pte) } as u64;
                 pfn == page_to_pfn(m.new)
             });
-            if mapped_new && !switch(&self.pages, self.alias, false) {
+            if mapped_new && !switch(&self.pages, self.alias, false, None) {
                 pr_err!("cannot stop the CPUs to move the loader's code back; its copies stay\n");
                 return;
             }

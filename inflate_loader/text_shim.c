@@ -39,3 +39,15 @@ void *selfmig_vmap_rw(struct page **pages, unsigned int count)
 {
 	return vmap(pages, count, VM_MAP, PAGE_KERNEL);
 }
+
+/* Takes a reference to a page unless it is free. */
+bool selfmig_try_get_page(struct page *page)
+{
+	return get_page_unless_zero(page);
+}
+
+/* Drops a reference taken by selfmig_try_get_page(). */
+void selfmig_put_page(struct page *page)
+{
+	put_page(page);
+}
