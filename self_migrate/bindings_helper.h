@@ -18,6 +18,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/pm.h>
+#include <linux/console.h>
 #include <linux/random.h>
 #include <linux/reboot.h>
 #include <linux/numa.h>

@@ -23,6 +23,7 @@
 use crate::bindings;
 use crate::cpu_context;
 use crate::failure::{Context, Failure};
+use crate::live_console::LiveConsole;
 use crate::live_nic::LiveNics;
 use crate::page_hash::page_hash;
 use crate::paging::{DirtyMap, Found};
@@ -208,6 +209,7 @@ impl Report {
 pub(crate) struct Thaw {
     cpus: Option<pm::OfflineCpus>,
     _nics: LiveNics,
+    _console: LiveConsole,
     report: Report,
     _rcu: pm::ExpeditedRcu,
     _sleep: pm::SleepLock,
@@ -223,7 +225,8 @@ impl Drop for Thaw {
         self.report.log();
         log_local_resume(thawing);
         // The fields follow in their order: the NICs go back to the PM
-        // core, then expedited RCU ends and the sleep lock is released.
+        // core, consoles suspend again with their devices, then expedited
+        // RCU ends and the sleep lock is released.
     }
 }
 
@@ -497,6 +500,7 @@ pub(crate) fn take(
     let rcu = pm::ExpeditedRcu::start();
     let cpus = pm::OfflineCpus::take().context("cannot take secondary CPUs offline")?;
     let nics = LiveNics::keep();
+    let console = LiveConsole::keep();
     let mut job = CopyJob {
         desc,
         nics: &nics,
@@ -569,6 +573,7 @@ pub(crate) fn take(
                 thaw: Thaw {
                     cpus,
                     _nics: nics,
+                    _console: console,
                     report,
                     _rcu: rcu,
                     _sleep: sleep,

@@ -37,6 +37,7 @@ mod global;
 mod ioctl;
 #[path = "../ksupport/kthread.rs"]
 mod kthread;
+mod live_console;
 mod live_nic;
 #[path = "../ksupport/lz4.rs"]
 mod lz4;
