@@ -225,7 +225,8 @@ struct OtherCode {
 /// Collects [`OtherCode`]'s frames.
 struct Collect<'a> {
     pages: &'a mut KVec<*mut bindings::page>,
-    /// The loader's copies: `[first, end)`.
+    /// The loader's own code, `[start, end)` as linear indices: moved, not
+    /// written in place.
     ours: (u64, u64),
 }
 
@@ -236,7 +237,7 @@ impl Visitor for Collect<'_> {
         if leaf.value & PRESENT == 0 || leaf.value & NX != 0 || leaf.pages != 1 {
             return true;
         }
-        if (self.ours.0..self.ours.1).contains(&leaf.pfn) {
+        if (self.ours.0..self.ours.1).contains(&leaf.addr) {
             return true;
         }
         let page = pfn_to_page(leaf.pfn);
@@ -256,14 +257,16 @@ impl Visitor for Collect<'_> {
 }
 
 impl OtherCode {
-    /// Finds the other code of the module area, except frames `ours`.
-    fn collect(ours: (u64, u64)) -> Result<Self, Failure> {
+    /// Finds the code of the module area, except the loader's own at
+    /// addresses `[base, base + len)`.
+    fn collect(base: usize, len: usize) -> Result<Self, Failure> {
         let mut code = Self {
             pages: KVec::new(),
             alias: core::ptr::null_mut(),
         };
         let paging = Paging::current();
         let lin = |va: u64| va & (paging.end() - 1);
+        let ours = (lin(base as u64), lin((base + len) as u64));
         let (start, end) = (
             lin(bindings::SELFMIG_MODULES_VADDR as u64),
             lin(bindings::SELFMIG_MODULES_END as u64),
@@ -364,7 +367,7 @@ impl MovedText {
             ));
         }
         // Best effort: without it, only the loader's own code moves.
-        let others = OtherCode::collect((first, first + count as u64))
+        let others = OtherCode::collect(base, count * PAGE_SIZE)
             .map_err(|f| pr_warn!("other modules' code left as it is: {}\n", f.reason))
             .ok();
         if !switch(&moved.pages, moved.alias, true, others.as_ref()) {
