@@ -308,11 +308,16 @@ fn session(
         let fence = Fence::install(stream.sk()).context("cannot install the output fence")?;
         handoff.iter_mut().for_each(|b| *b = 0);
         let t0 = now_ns();
+        // Real-time from the checkpoint on (see `urgent`): the device
+        // phases wait for workers, and the guest's tasks, woken by packets
+        // the live NIC takes in, would run in between.
+        let urgent = Urgent::raise();
         match checkpoint::take(desc, &mut tracker, &mut staging, verify.as_mut()) {
             Ok(Outcome::Restored) => {
                 // This is the image, running on the target now: lift the
                 // fence it was taken under and take over the network.
                 let skew = resumed(&handoff, t0, req.verify);
+                drop(urgent);
                 drop(fence);
                 announce::announce();
                 // Once more, after the old VM has surely gone.
@@ -343,7 +348,7 @@ fn session(
                     thaw,
                     _fence: fence,
                 };
-                let _urgent = Urgent::raise();
+                let _urgent = urgent;
                 return finish(chan, &mut tracker, &mut packer, &mut buf, staged, stream)
                     .map(|()| 0);
             }

@@ -2,14 +2,19 @@
 
 //! The migration thread's priority while the guest is stopped.
 //!
-//! After the checkpoint the guest's applications wait for the target, and
-//! the source has one job left: sending what it staged. Its tasks run on
-//! meanwhile (their packets go nowhere: the fence drops them), and a task
-//! that keeps a CPU busy, or an echo server woken by every probe packet,
-//! would take turns with the migration thread and stretch the downtime.
-//! So the thread runs as a real-time task (the lowest FIFO priority, above
-//! every normal task, below threaded interrupt handlers) until the
-//! migration ends, and is a normal kernel thread again afterwards.
+//! From the checkpoint on the guest's applications wait for the target,
+//! but its tasks still run whenever the migration thread sleeps: while the
+//! PM core's workers freeze and restore devices, and after the checkpoint,
+//! while the source sends what it staged (their packets go nowhere: the
+//! fence drops them). A task that keeps a CPU busy, or an echo server woken
+//! by every packet the live NIC takes in, would take turns with the
+//! migration thread and stretch the downtime; on the target, after the
+//! NIC's restart, packets for the guest's address arrive before the
+//! resume is over. So the thread runs as a real-time task (the lowest FIFO
+//! priority, above every normal task, below threaded interrupt handlers)
+//! from the checkpoint until the migration ends, on the source, or until
+//! the resumed image has timed its downtime, on the target, and is a
+//! normal kernel thread again afterwards.
 
 use crate::bindings;
 
