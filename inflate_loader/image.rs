@@ -59,6 +59,16 @@ pub(crate) fn frame_ptr(pfn: u64) -> *mut u8 {
     (base + pfn * PAGE_SIZE as u64) as *mut u8
 }
 
+/// A block of `1 << order` frames from the page allocator, allocated with
+/// `gfp` (not a compound page: freed with `__free_pages` and that order);
+/// `None` if there is none.
+pub(crate) fn alloc_block(gfp: bindings::gfp_t, order: u32) -> Option<*mut bindings::page> {
+    // SAFETY: Plain allocation on the local node; the caller owns the
+    // block and frees it.
+    let page = unsafe { bindings::__alloc_pages_noprof(gfp, order, 0, core::ptr::null_mut()) };
+    (!page.is_null()).then_some(page)
+}
+
 /// Blocks claimed from the page allocator, (first frame, order) each;
 /// given back when dropped.
 struct Blocks(KVec<(u64, u32)>);
@@ -77,23 +87,15 @@ impl Blocks {
                 order -= 1;
                 continue;
             }
-            // SAFETY: Plain allocation; the flags forbid heavy reclaim and
-            // warnings, and the block is freed in `drop`.
-            let page = unsafe {
-                bindings::__alloc_pages_noprof(
-                    bindings::SELFMIG_GFP_CLAIM,
-                    order,
-                    0,
-                    core::ptr::null_mut(),
-                )
-            };
-            if page.is_null() {
+            // The flags forbid heavy reclaim and warnings; the block is
+            // freed in `drop`.
+            let Some(page) = alloc_block(bindings::SELFMIG_GFP_CLAIM, order) else {
                 if order == 0 {
                     break;
                 }
                 order -= 1;
                 continue;
-            }
+            };
             let block = (page_to_pfn(page), order);
             if let Err(e) = blocks.0.push(block, GFP_KERNEL) {
                 // SAFETY: Just allocated with this order, not recorded.
@@ -154,18 +156,9 @@ impl Blocks {
             if mem_available() <= floor + 1 {
                 break;
             }
-            // SAFETY: As in `grab`.
-            let page = unsafe {
-                bindings::__alloc_pages_noprof(
-                    bindings::SELFMIG_GFP_CLAIM_SMALL,
-                    0,
-                    0,
-                    core::ptr::null_mut(),
-                )
-            };
-            if page.is_null() {
+            let Some(page) = alloc_block(bindings::SELFMIG_GFP_CLAIM_SMALL, 0) else {
                 break;
-            }
+            };
             if let Err(e) = self.0.push((page_to_pfn(page), 0), GFP_KERNEL) {
                 // SAFETY: Just allocated, not recorded.
                 unsafe { bindings::__free_pages(page, 0) };

@@ -36,7 +36,7 @@
 
 use crate::bindings;
 use crate::failure::Failure;
-use crate::image::{frame_ptr, page_to_pfn, pfn_to_page};
+use crate::image::{alloc_block, frame_ptr, page_to_pfn, pfn_to_page};
 use crate::pagetable::{self, Leaf, Paging, Visitor, PRESENT};
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -190,18 +190,8 @@ impl Block {
 fn draw(count: usize, avoid: &impl Fn(u64) -> bool, rejects: &mut KVec<Block>) -> Option<Block> {
     let order = count.max(2).next_power_of_two().trailing_zeros();
     for _ in 0..DRAWS {
-        // SAFETY: Plain allocation; freed by the caller.
-        let first = unsafe {
-            bindings::__alloc_pages_noprof(
-                bindings::SELFMIG_GFP_KERNEL,
-                order,
-                0,
-                core::ptr::null_mut(),
-            )
-        };
-        if first.is_null() {
-            return None;
-        }
+        // Freed by the caller.
+        let first = alloc_block(bindings::SELFMIG_GFP_KERNEL, order)?;
         let block = Block { first, order };
         let pfn = page_to_pfn(first);
         if !(pfn..pfn + count as u64).any(avoid) {
