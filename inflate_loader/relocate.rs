@@ -38,12 +38,10 @@ use crate::bindings;
 use crate::failure::Failure;
 use crate::image::{alloc_block, frame_ptr, page_to_pfn, pfn_to_page};
 use crate::pagetable::{self, Leaf, Paging, Visitor, PRESENT};
+use crate::proto::wire::PAGE_SIZE;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
-
-/// Bytes in a page.
-const PAGE_SIZE: usize = 4096;
 
 /// How many blocks [`MovedText::move_out`] may draw before it gives up
 /// finding one the image has not sent.
@@ -341,9 +339,9 @@ impl MovedText {
                     "the loader's code is not in 4 KiB pages",
                 ));
             }
-            let new = crate::image::pfn_to_page(first + i as u64);
+            let new = pfn_to_page(first + i as u64);
             // SAFETY: `pte` is present: read its frame.
-            let old = crate::image::pfn_to_page(unsafe { bindings::selfmig_pte_pfn(pte) } as u64);
+            let old = pfn_to_page(unsafe { bindings::selfmig_pte_pfn(pte) } as u64);
             // Within the capacity reserved above: cannot fail.
             let _ = moved.pages.push(Moved { pte, old, new }, GFP_KERNEL);
             let _ = olds.push(old, GFP_KERNEL);
