@@ -58,6 +58,9 @@ pub(crate) struct Counters {
     pub(crate) pages_verified: u64,
     /// Images refused because a page did not match its checkpoint hash.
     pub(crate) verify_failures: u64,
+    /// The last rehearsal of the image's resume, from its first step to its
+    /// last (0 if it failed).
+    pub(crate) rehearsal_us: u64,
 }
 
 /// The receiver thread and what others need to reach it.
@@ -162,6 +165,22 @@ pub(crate) fn enable(op: &str) -> Result {
     let (ep, previous) = verdict.map_err(|e| refuse(op, e))?;
     // The last receiver thread has finished; stop it outside the lock.
     drop(previous);
+    let rehearsal_us = match crate::quiesce::rehearse() {
+        Ok(times) => {
+            times.log("the jump and the image's resume");
+            times.total()
+        }
+        Err(f) => {
+            pr_warn!(
+                "{}: rehearsing the image's resume failed: {} (errno {}); listening anyway\n",
+                op,
+                f.reason,
+                -f.err.to_errno()
+            );
+            0
+        }
+    };
+    with(|c| c.counters.rehearsal_us = rehearsal_us)?;
     let listener = TcpListener::bind(&ep).inspect_err(|e| {
         pr_warn!(
             "{}: cannot listen on port {} (errno {})\n",

@@ -48,6 +48,8 @@ mod quiesce;
 mod receiver;
 #[path = "../ksupport/refuse.rs"]
 mod refuse;
+#[path = "../ksupport/rehearsal.rs"]
+mod rehearsal;
 mod relocate;
 mod restore;
 #[path = "../ksupport/socket.rs"]

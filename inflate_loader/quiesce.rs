@@ -13,9 +13,10 @@
 //! With any other driver bound, the full quiesce runs.
 
 use crate::bindings;
-use crate::devices::{bound_virtio, driver_name, for_each_pci_device};
+use crate::devices::{self, bound_virtio, driver_name, for_each_pci_device};
 use crate::failure::Failure;
 use crate::pm::{self, Msg};
+use crate::rehearsal;
 use core::ffi::c_void;
 use kernel::prelude::*;
 
@@ -122,6 +123,24 @@ pub(crate) fn stop() -> Result<Stopped, Failure> {
         return Err(Failure::new(e, "a device refused to quiesce (late)"));
     }
     Ok(Stopped::Quiesced)
+}
+
+/// Rehearses the jump and the image's resume on this machine's devices
+/// (see [`crate::rehearsal`]): every device frozen and, with the system
+/// core suspended and resumed in between, restored as the resumed image
+/// restores them (`PMSG_RESTORE`), which also runs what [`stop`] runs. The
+/// image is the same kernel build at the same addresses, so under an
+/// emulator that translates code its resume finds that code translated.
+pub(crate) fn rehearse() -> Result<rehearsal::Times, Failure> {
+    if !devices::virtio_pm_ok("not rehearsing the image's resume") {
+        return Err(Failure::new(
+            crate::errno::errno(crate::proto::uapi::EOPNOTSUPP),
+            "a virtio driver cannot freeze and restore its device",
+        ));
+    }
+    let _sleep = pm::SleepLock::lock();
+    let _rcu = pm::ExpeditedRcu::start();
+    rehearsal::rehearse(Msg::Restore, || {})
 }
 
 /// Brings the devices back after a jump that did not happen.

@@ -87,6 +87,7 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
     out.line(format_args!("failed: {}", n.failed))?;
     out.line(format_args!("pages_verified: {}", n.pages_verified))?;
     out.line(format_args!("verify_failures: {}", n.verify_failures))?;
+    out.line(format_args!("rehearsal_us: {}", n.rehearsal_us))?;
     out.line(format_args!("last_error: {last_error}"))
 }
 

@@ -6,6 +6,7 @@
 use crate::bindings;
 use core::ffi::c_void;
 use kernel::c_str;
+use kernel::prelude::*;
 use kernel::str::CStr;
 
 /// A callback of `bus_for_each_dev()`: a device and the caller's data;
@@ -36,7 +37,6 @@ pub(crate) unsafe fn for_each_pci_device(data: *mut c_void, f: DeviceFn) {
 /// # Safety
 ///
 /// `dev` must be a live device.
-#[allow(dead_code, reason = "used by self_migrate only")]
 pub(crate) unsafe fn name<'a>(dev: *const bindings::device) -> &'a CStr {
     // SAFETY: By the function's safety requirements; a registered device
     // has a NUL-terminated kobject name.
@@ -92,4 +92,77 @@ pub(crate) unsafe fn bound_virtio(
             .sub(offset)
             .cast::<bindings::virtio_device>()
     })
+}
+
+/// What [`virtio_pm_ok`] looks for and found.
+struct PmScan<'a> {
+    /// What a device without PM callbacks prevents, for the message.
+    what: &'a str,
+    /// Whether one was found.
+    found: bool,
+}
+
+/// Checks the virtio device `child` is, if it is one.
+///
+/// # Safety
+///
+/// `child` must be a live device and `data` a `*mut PmScan`, as
+/// `device_for_each_child()` passes from [`pm_scan_device`].
+unsafe extern "C" fn pm_scan_child(child: *mut bindings::device, data: *mut c_void) -> i32 {
+    // SAFETY: By the function's safety requirements.
+    let scan = unsafe { &mut *data.cast::<PmScan<'_>>() };
+    // SAFETY: As above.
+    let Some(vdev) = (unsafe { bound_virtio(child) }) else {
+        return 0;
+    };
+    let offset = core::mem::offset_of!(bindings::virtio_driver, driver);
+    // SAFETY: `vdev` is bound: its `dev.driver` is the `driver` member of
+    // the `struct virtio_driver` that bound it, which outlives the binding.
+    let drv = unsafe {
+        &*(*vdev)
+            .dev
+            .driver
+            .cast::<u8>()
+            .sub(offset)
+            .cast::<bindings::virtio_driver>()
+    };
+    if drv.freeze.is_none() || drv.restore.is_none() {
+        // SAFETY: `child` is live (see above).
+        let (dev, driver) = unsafe { (name(child), driver_name(child)) };
+        pr_warn!(
+            "{}: the driver of virtio device {} ({}) cannot freeze and restore it\n",
+            scan.what,
+            dev.to_str().unwrap_or("?"),
+            driver.to_str().unwrap_or("?")
+        );
+        scan.found = true;
+        return 1;
+    }
+    0
+}
+
+/// Checks the virtio devices below the PCI device `dev`.
+///
+/// # Safety
+///
+/// `dev` must be a live PCI device and `data` a `*mut PmScan`, as
+/// `bus_for_each_dev()` passes from [`virtio_pm_ok`].
+unsafe extern "C" fn pm_scan_device(dev: *mut bindings::device, data: *mut c_void) -> i32 {
+    // SAFETY: By the function's safety requirements; `pm_scan_child` takes
+    // the same `data`.
+    unsafe { bindings::device_for_each_child(dev, data, Some(pm_scan_child)) }
+}
+
+/// Whether every bound virtio device's driver can freeze and restore it.
+///
+/// A device PM cycle (a checkpoint, its rehearsal, the image's resume)
+/// resets every virtio device; a driver without `freeze` and `restore`
+/// callbacks (9p, for one) is left without its queues. The first such
+/// device is logged with `what`, what it prevents.
+pub(crate) fn virtio_pm_ok(what: &str) -> bool {
+    let mut scan = PmScan { what, found: false };
+    // SAFETY: `pm_scan_device` takes a `*mut PmScan`, which outlives the
+    // walk.
+    unsafe { for_each_pci_device((&mut scan as *mut PmScan<'_>).cast(), pm_scan_device) };
+    !scan.found
 }

@@ -11,7 +11,6 @@ use kernel::prelude::*;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Msg {
     /// Quiesce for an image (hibernation's snapshot).
-    #[allow(dead_code, reason = "used by self_migrate only")]
     Freeze,
     /// Quiesce before jumping into another image.
     #[allow(dead_code, reason = "used by inflate_loader only")]
@@ -20,7 +19,6 @@ pub(crate) enum Msg {
     #[allow(dead_code, reason = "used by self_migrate only")]
     Thaw,
     /// Resume inside a restored image.
-    #[allow(dead_code, reason = "used by self_migrate only")]
     Restore,
     /// Undo a failed transition.
     Recover,

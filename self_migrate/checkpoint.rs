@@ -31,6 +31,7 @@ use crate::pm::{self, Msg};
 use crate::precopy::{direct_map_page, RamWalk};
 use crate::proto::handoff::tsc_delta_us;
 use crate::proto::machine::MachineDesc;
+use crate::rehearsal;
 use crate::staging::Staging;
 use crate::tracker::Tracker;
 use crate::tsc;
@@ -483,6 +484,23 @@ fn stop_devices(job: &mut CopyJob<'_>) -> Result<bool, Failure> {
         mark(Mark::Devices);
     }
     result
+}
+
+/// Rehearses the checkpoint (see [`crate::rehearsal`]): the CPUs, the
+/// devices and the system core go through every step of [`take`] but the
+/// copy, the same devices kept live, and come back as after a checkpoint
+/// the target refused. Besides moving an emulator's code translation out
+/// of the downtime, it finds a device that refuses to freeze before
+/// anything is sent.
+pub(crate) fn rehearse() -> Result<rehearsal::Times, Failure> {
+    let _sleep = pm::SleepLock::lock();
+    let _rcu = pm::ExpeditedRcu::start();
+    let _nics = LiveNics::keep();
+    let _console = LiveConsole::keep();
+    rehearsal::rehearse(Msg::Thaw, || {
+        sched_clock_state(true);
+        sched_clock_state(false);
+    })
 }
 
 /// Takes the checkpoint.

@@ -54,6 +54,8 @@ pub(crate) struct Request {
     pub(crate) auto_converge: bool,
     /// Compress pages that shrink (LZ4).
     pub(crate) compress: bool,
+    /// Rehearse the checkpoint before connecting.
+    pub(crate) rehearse: bool,
 }
 
 /// Settings made through sysfs, used by `start`.
@@ -72,6 +74,8 @@ pub(crate) struct Settings {
     pub(crate) auto_converge: bool,
     /// LZ4 compression of pages.
     pub(crate) compress: bool,
+    /// Rehearsal of the checkpoint.
+    pub(crate) rehearse: bool,
 }
 
 /// What the paging tracker's last harvest found.
@@ -115,6 +119,11 @@ pub(crate) struct Extra {
     pub(crate) staged_pages: u64,
     /// How long the guest was stopped for the checkpoint, in microseconds.
     pub(crate) checkpoint_us: u64,
+    /// The rehearsal of the checkpoint, from its first step to its last
+    /// (0 without one).
+    pub(crate) rehearsal_us: u64,
+    /// Of which interrupts were off (the system core's suspend and resume).
+    pub(crate) rehearsal_core_us: u64,
     /// Page hashes sent for the target to verify (`verify=1`); on the
     /// target, pages it verified.
     pub(crate) verify_pages: u64,
@@ -204,6 +213,7 @@ impl Control {
             tracker: s.tracker,
             auto_converge: s.auto_converge,
             compress: s.compress,
+            rehearse: s.rehearse,
         })
     }
 }
@@ -227,6 +237,7 @@ pub(crate) fn publish() -> Result<Published<Control>> {
                 tracker: Tracker::Paging,
                 auto_converge: true,
                 compress: true,
+                rehearse: true,
             },
             status: StatusArgs::idle(),
             extra: Extra::default(),

@@ -62,6 +62,7 @@ fn start(cmd: u32, arg: usize) -> Result<isize> {
         },
         auto_converge: args.flags & uapi::START_NO_AUTO_CONVERGE == 0,
         compress: args.flags & uapi::START_NO_COMPRESS == 0,
+        rehearse: args.flags & uapi::START_NO_REHEARSE == 0,
     };
     control::start(OP, req)?;
     Ok(0)

@@ -63,6 +63,8 @@ mod precopy;
 pub mod proto;
 #[path = "../ksupport/refuse.rs"]
 mod refuse;
+#[path = "../ksupport/rehearsal.rs"]
+mod rehearsal;
 mod shim;
 #[path = "../ksupport/socket.rs"]
 mod socket;

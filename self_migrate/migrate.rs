@@ -16,6 +16,7 @@ use crate::clock::{now_ns, sleep_ms};
 use crate::control::{self, Request, Tracker};
 use crate::cpu_context;
 use crate::crypto::{random_bytes, Gcm, Sha256};
+use crate::devices;
 use crate::dma;
 use crate::downtime::Phases;
 use crate::errno::errno;
@@ -198,6 +199,22 @@ fn session(
     req: &Request,
 ) -> Result<i64, Failure> {
     admit(chan, desc)?;
+    // A device the checkpoint would leave broken, here or on the target.
+    if !devices::virtio_pm_ok("cannot migrate") {
+        return Err(Failure::new(
+            errno(uapi::EOPNOTSUPP),
+            "a virtio driver cannot freeze and restore its device (named in the log)",
+        ));
+    }
+    // Admitted: rehearse now, before anything is sent (see `rehearsal`).
+    if req.rehearse {
+        let times = checkpoint::rehearse()?;
+        times.log("the checkpoint");
+        control::update(|_, x| {
+            x.rehearsal_us = times.total();
+            x.rehearsal_core_us = times.core;
+        });
+    }
     control::update(|_, x| x.tracker_used = Some(req.tracker));
     let mut tracker = PageTracker::new(desc, req.tracker == Tracker::Paging)
         .context("cannot allocate the dirty tracker")?;

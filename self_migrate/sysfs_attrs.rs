@@ -86,6 +86,16 @@ fn compress_store(input: &[u8]) -> Result {
     store_flag(input, "compress", |s, v| s.compress = v)
 }
 
+/// Shows whether the checkpoint is rehearsed before connecting.
+fn rehearse_show(out: &mut ShowBuf<'_>) -> Result {
+    show_flag(out, |s| s.rehearse)
+}
+
+/// Turns the rehearsal of the checkpoint on or off.
+fn rehearse_store(input: &[u8]) -> Result {
+    store_flag(input, "rehearse", |s, v| s.rehearse = v)
+}
+
 /// Shows the tracker.
 fn tracker_show(out: &mut ShowBuf<'_>) -> Result {
     let t = control::with(|c| c.settings.tracker)?;
@@ -143,6 +153,8 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
     out.line(format_args!("checkpoint_attempts: {}", x.attempts))?;
     out.line(format_args!("staged_pages: {}", x.staged_pages))?;
     out.line(format_args!("checkpoint_us: {}", x.checkpoint_us))?;
+    out.line(format_args!("rehearsal_us: {}", x.rehearsal_us))?;
+    out.line(format_args!("rehearsal_core_us: {}", x.rehearsal_core_us))?;
     out.line(format_args!("verify_pages: {}", x.verify_pages))?;
     out.line(format_args!("units_paid: {}", x.units_paid))?;
     out.line(format_args!("refusal_code: {}", x.refusal))?;
@@ -191,7 +203,7 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
 }
 
 /// The attribute table.
-pub(crate) static ATTRS: [Attr; 12] = [
+pub(crate) static ATTRS: [Attr; 13] = [
     Attr {
         name: c_str!("target"),
         mode: 0o644,
@@ -233,6 +245,12 @@ pub(crate) static ATTRS: [Attr; 12] = [
         mode: 0o644,
         show: Some(compress_show),
         store: Some(compress_store),
+    },
+    Attr {
+        name: c_str!("rehearse"),
+        mode: 0o644,
+        show: Some(rehearse_show),
+        store: Some(rehearse_store),
     },
     Attr {
         name: c_str!("start"),

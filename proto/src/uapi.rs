@@ -115,9 +115,15 @@ pub const START_TRACKER_HASH: u32 = 1 << 1;
 pub const START_NO_AUTO_CONVERGE: u32 = 1 << 2;
 /// Start flag: send every page plain, never LZ4-compressed (`compress` 0).
 pub const START_NO_COMPRESS: u32 = 1 << 3;
+/// Start flag: no rehearsal of the checkpoint before connecting
+/// (`rehearse` 0).
+pub const START_NO_REHEARSE: u32 = 1 << 4;
 /// Every flag this ABI version knows.
-pub const START_FLAGS_KNOWN: u32 =
-    START_VERIFY | START_TRACKER_HASH | START_NO_AUTO_CONVERGE | START_NO_COMPRESS;
+pub const START_FLAGS_KNOWN: u32 = START_VERIFY
+    | START_TRACKER_HASH
+    | START_NO_AUTO_CONVERGE
+    | START_NO_COMPRESS
+    | START_NO_REHEARSE;
 
 /// Why a control request was refused. Shared by sysfs and ioctl so both
 /// report the same errno and the same dmesg reason.

@@ -88,6 +88,10 @@ pub struct MigrateOpts {
     /// shrink.
     #[arg(long)]
     pub no_compress: bool,
+    /// Connect without first rehearsing the checkpoint (devices frozen and
+    /// thawed, the system core suspended and resumed, nothing copied).
+    #[arg(long)]
+    pub no_rehearse: bool,
     /// Print the final report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

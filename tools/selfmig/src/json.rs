@@ -346,6 +346,7 @@ mod tests {
             tracker: Tracker::Hash,
             no_auto_converge: false,
             no_compress: false,
+            no_rehearse: false,
         }
     }
 

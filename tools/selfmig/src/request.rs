@@ -4,7 +4,7 @@
 
 use selfmig_proto::uapi::{
     ControlError, Endpoint, StartArgs, DEFAULT_MAX_DOWNTIME_MS, START_NO_AUTO_CONVERGE,
-    START_NO_COMPRESS, START_TRACKER_HASH, START_VERIFY,
+    START_NO_COMPRESS, START_NO_REHEARSE, START_TRACKER_HASH, START_VERIFY,
 };
 use serde::Serialize;
 
@@ -47,6 +47,8 @@ pub struct StartRequest {
     pub no_auto_converge: bool,
     /// Send every page plain (no LZ4 compression).
     pub no_compress: bool,
+    /// Connect without rehearsing the checkpoint first.
+    pub no_rehearse: bool,
 }
 
 impl StartRequest {
@@ -64,6 +66,9 @@ impl StartRequest {
         }
         if self.no_compress {
             flags |= START_NO_COMPRESS;
+        }
+        if self.no_rehearse {
+            flags |= START_NO_REHEARSE;
         }
         flags
     }
@@ -99,6 +104,7 @@ impl StartRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use selfmig_proto::uapi::START_FLAGS_KNOWN;
 
     fn request() -> StartRequest {
         StartRequest {
@@ -112,6 +118,7 @@ mod tests {
             tracker: Tracker::Paging,
             no_auto_converge: false,
             no_compress: false,
+            no_rehearse: false,
         }
     }
 
@@ -132,6 +139,8 @@ mod tests {
             r.flags(),
             START_VERIFY | START_TRACKER_HASH | START_NO_AUTO_CONVERGE | START_NO_COMPRESS
         );
+        r.no_rehearse = true;
+        assert_eq!(r.flags(), START_FLAGS_KNOWN);
         assert_eq!(r.validate(), Ok(()));
     }
 

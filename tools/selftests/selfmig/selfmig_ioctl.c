@@ -51,6 +51,7 @@ struct selfmig_status {
 #define SELFMIG_START_VERIFY (1u << 0)
 #define SELFMIG_START_TRACKER_HASH (1u << 1)
 #define SELFMIG_START_NO_COMPRESS (1u << 3)
+#define SELFMIG_START_NO_REHEARSE (1u << 4)
 
 static int fd;
 static uint8_t token[16] = { 1, 2, 3, 4 };
@@ -159,8 +160,9 @@ int main(void)
 	       do_ioctl(SELFMIG_IOC_START, &s), EOPNOTSUPP);
 
 	s = good_start();
-	s.flags |= SELFMIG_START_TRACKER_HASH | SELFMIG_START_NO_COMPRESS;
-	expect("START with valid arguments (hash tracker, no compression)",
+	s.flags |= SELFMIG_START_TRACKER_HASH | SELFMIG_START_NO_COMPRESS |
+		   SELFMIG_START_NO_REHEARSE;
+	expect("START with valid arguments (hash tracker, no compression, no rehearsal)",
 	       do_ioctl(SELFMIG_IOC_START, &s), 0);
 	for (int i = 0; i < 100; i++) {
 		if (do_ioctl(SELFMIG_IOC_STATUS, &st) || (st.state != 1 && st.state != 2))

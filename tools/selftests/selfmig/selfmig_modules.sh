@@ -20,7 +20,7 @@ if [ $ok = 1 ]; then ktap_test_pass "three load/unload cycles"; else ktap_test_f
 
 load_module self_migrate
 attrs=$(ls /sys/kernel/self_migrate | sort | tr '\n' ' ')
-want="abort auto_converge compress max_downtime_ms start stats status target token tracker verify version "
+want="abort auto_converge compress max_downtime_ms rehearse start stats status target token tracker verify version "
 if [ "$attrs" = "$want" ]; then ktap_test_pass "self_migrate attributes"; else ktap_print_msg "got: $attrs"; ktap_test_fail "self_migrate attributes"; fi
 perm=$(stat -c %a /dev/self_migrate)
 if [ "$perm" = 600 ]; then ktap_test_pass "/dev/self_migrate is mode 0600"; else ktap_test_fail "/dev/self_migrate is mode 0600 (got $perm)"; fi

@@ -8,7 +8,7 @@ D=/sys/kernel/self_migrate
 
 ktap_print_header
 load_module self_migrate
-ktap_set_plan 53
+ktap_set_plan 58
 
 expect_read "status is idle after load" $D/status idle
 expect_read "target unset after load" $D/target none
@@ -61,6 +61,11 @@ expect_read "compress defaults to 1" $D/compress 1
 expect_write "compress: yes" $D/compress yes EINVAL "compress: expected 0 or 1"
 expect_write "compress: 0" $D/compress 0 OK
 expect_read "compress reads back 0" $D/compress 0
+expect_read "rehearse defaults to 1" $D/rehearse 1
+expect_write "rehearse: 01" $D/rehearse 01 EINVAL "rehearse: expected 0 or 1"
+expect_write "rehearse: 0" $D/rehearse 0 OK
+expect_read "rehearse reads back 0" $D/rehearse 0
+expect_write "rehearse: 1" $D/rehearse 1 OK
 
 expect_write "start: value 0" $D/start 0 EINVAL "start: expected 0 or 1"
 expect_write "abort while idle" $D/abort 1 EINVAL "abort: no migration is running"

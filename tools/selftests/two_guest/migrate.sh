@@ -30,7 +30,7 @@ stat() {
 	vm_exec "$1" "sed -n 's/^$2: //p' $SM/stats"
 }
 
-tap_plan 15
+tap_plan 16
 harness_init "$kdir" "$initrd"
 tap_diag "accelerator: $(vm_accel), vCPUs per guest: $smp"
 vm_boot src "$SRC" "$smp"
@@ -120,6 +120,19 @@ downtime_phases() {
 		[ "$(stat src downtime_resume_us)" -gt 0 ]
 }
 tap_result "the migrated guest reports its downtime, phase by phase" downtime_phases
+
+# Rehearsals (ksupport/rehearsal.rs): the source ran its checkpoint's
+# device and system-core steps once after admission, the loader the jump's
+# and the image's resume when it was enabled.
+rehearsed() {
+	local src dst us
+	src=$(grep -ao "self_migrate: rehearsed the checkpoint in [0-9]* us.*" "$HARNESS_DIR/src.log")
+	dst=$(grep -ao "inflate_loader: rehearsed the jump and the image's resume in [0-9]* us.*" "$HARNESS_DIR/dst.log")
+	us=$(stat src rehearsal_us)
+	tap_diag "source: ${src:-no rehearsal}; loader: ${dst:-no rehearsal}; rehearsal_us $us, of which interrupts off $(stat src rehearsal_core_us)"
+	[ -n "$src" ] && [ -n "$dst" ] && [ "${us:-0}" -gt 0 ]
+}
+tap_result "the checkpoint was rehearsed on the source, the image's resume on the loader" rehearsed
 
 # The paging tracker's precision: RAM mapped with 4 KiB pages for the
 # migration (joined again on the target, by the resumed image), and

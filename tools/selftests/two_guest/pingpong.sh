@@ -4,7 +4,8 @@
 # fresh VM, alternating the sysfs path and the selfmig CLI (the ioctl path:
 # it waits on /dev/self_migrate through the move and prints its JSON report
 # from the target, which is checked); hops 3 (sysfs compress 0) and 4
-# (--no-compress) send their pages plain, the others LZ4-compressed;
+# (--no-compress) send their pages plain and skip the rehearsal of the
+# checkpoint (rehearse 0, --no-rehearse), the others LZ4-compressed;
 # after every hop its counter process (same PID) carries on, its data
 # checksum holds, it answers at its own address, and the VM it left has
 # exited, and the target verified every page before resuming (verify=1).
@@ -48,8 +49,8 @@ hop() {
 	local token
 	token=$(mint_token "hop$n" --vcpus "$smp") || return 1
 	count=$(vm_exec guest 'cat /tmp/count')
-	local compress=1 plain=
-	((n == 3 || n == 4)) && compress=0 plain=--no-compress
+	local compress=1 plain= rehearse=1
+	((n == 3 || n == 4)) && compress=0 rehearse=0 plain="--no-compress --no-rehearse"
 	if ((n % 2 == 0)); then
 		# The CLI (ioctl path): its own TCP session to us survives the move.
 		local said
@@ -58,7 +59,7 @@ hop() {
 		tap_diag "hop $n (CLI): $said"
 		python3 "$top/tools/selftests/two_guest/check_report.py" "$said" || return 1
 	else
-		vm_exec guest "echo $token > $SM/token && echo 1 > $SM/verify && echo $compress > $SM/compress && echo $ip:7000 > $SM/target && echo 1 > $SM/start" >/dev/null || return 1
+		vm_exec guest "echo $token > $SM/token && echo 1 > $SM/verify && echo $compress > $SM/compress && echo $rehearse > $SM/rehearse && echo $ip:7000 > $SM/target && echo 1 > $SM/start" >/dev/null || return 1
 	fi
 	if ! vm_wait_exit "$host"; then
 		tap_diag "hop $n: $host still running: $(vm_exec guest "sed -n 's/^last_error: //p' $SM/stats")"

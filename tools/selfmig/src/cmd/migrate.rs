@@ -63,6 +63,7 @@ pub fn run(opts: &MigrateOpts, sysfs: &Sysfs) -> ExitClass {
         tracker: opts.tracker,
         no_auto_converge: opts.no_auto_converge,
         no_compress: opts.no_compress,
+        no_rehearse: opts.no_rehearse,
     };
     let ending = match prepare(opts, sysfs, &mut req) {
         Ok((dev, header)) => {
@@ -334,6 +335,7 @@ mod tests {
             tracker: Tracker::Hash,
             no_auto_converge: false,
             no_compress: false,
+            no_rehearse: false,
         }
     }
 
@@ -487,6 +489,7 @@ mod tests {
             tracker: Tracker::Paging,
             no_auto_converge: false,
             no_compress: false,
+            no_rehearse: false,
             json: false,
             no_progress: true,
             dev: "/nonexistent/self_migrate".into(),
