@@ -13,7 +13,7 @@
 
 use crate::bindings;
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::prelude::*;
 
 /// Packets dropped by fences since the module was loaded.
@@ -24,19 +24,32 @@ pub(crate) fn dropped() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
 
-/// Lets only packets of the migration socket (`priv_`) through.
+/// What the hook reads (its `priv_`).
+struct Gate {
+    /// The migration socket, whose packets always pass.
+    sk: *mut bindings::sock,
+    /// Set once the fence no longer holds anything back.
+    open: AtomicBool,
+}
+
+/// Lets only packets of the migration socket through, or every packet once
+/// the gate is open.
 ///
 /// # Safety
 ///
-/// Called by netfilter with a live `skb`.
+/// Called by netfilter with a live `skb` and the `Gate` the hook was
+/// registered with as `priv_`.
 unsafe extern "C" fn fence_hook(
     priv_: *mut c_void,
     skb: *mut bindings::sk_buff,
     _state: *const bindings::nf_hook_state,
 ) -> u32 {
+    // SAFETY: `priv_` is the fence's `Gate`, freed only after the hook is
+    // unregistered (see `Drop for Fence`).
+    let gate = unsafe { &*priv_.cast::<Gate>() };
     // SAFETY: `skb` is live for the duration of the hook.
     let sk = unsafe { (*skb).sk };
-    if sk.cast::<c_void>() == priv_ {
+    if sk == gate.sk || gate.open.load(Ordering::Relaxed) {
         bindings::NF_ACCEPT
     } else {
         DROPPED.fetch_add(1, Ordering::Relaxed);
@@ -52,15 +65,23 @@ unsafe extern "C" fn fence_hook(
 /// `announce.rs`).
 pub(crate) struct Fence {
     ops: KBox<[bindings::nf_hook_ops; 1]>,
+    gate: KBox<Gate>,
 }
 
 impl Fence {
     /// Installs a fence letting through only packets of `sk`.
     pub(crate) fn install(sk: *mut bindings::sock) -> Result<Self> {
+        let gate = KBox::new(
+            Gate {
+                sk,
+                open: AtomicBool::new(false),
+            },
+            GFP_KERNEL,
+        )?;
         let ops = KBox::new(
             [bindings::nf_hook_ops {
                 hook: Some(fence_hook),
-                priv_: sk.cast(),
+                priv_: (&*gate as *const Gate).cast_mut().cast(),
                 pf: bindings::NFPROTO_IPV4 as u8,
                 hooknum: bindings::nf_inet_hooks_NF_INET_LOCAL_OUT,
                 priority: bindings::nf_ip_hook_priorities_NF_IP_PRI_FIRST,
@@ -80,14 +101,23 @@ impl Fence {
         if ret != 0 {
             return Err(Error::from_errno(ret));
         }
-        Ok(Self { ops })
+        Ok(Self { ops, gate })
+    }
+
+    /// Lets every packet through from now on, at once. Removing the hook
+    /// (the drop) waits for a grace period, several milliseconds once
+    /// grace periods are no longer expedited: a resumed guest opens its
+    /// fence first and removes it after it has announced itself.
+    pub(crate) fn open(&self) {
+        self.gate.open.store(true, Ordering::Relaxed);
     }
 }
 
 impl Drop for Fence {
     fn drop(&mut self) {
         // SAFETY: Registered in `install`; unregistering waits for hooks in
-        // flight (synchronize_net), so `ops` can be freed afterwards.
+        // flight (synchronize_net), so `ops` and the gate can be freed
+        // afterwards.
         unsafe {
             bindings::nf_unregister_net_hooks(
                 core::ptr::addr_of_mut!(bindings::init_net),

@@ -331,15 +331,23 @@ fn session(
         let urgent = Urgent::raise();
         match checkpoint::take(desc, &mut tracker, &mut staging, verify.as_mut()) {
             Ok(Outcome::Restored) => {
-                // This is the image, running on the target now: lift the
-                // fence it was taken under and take over the network.
-                let skew = resumed(&handoff, t0, req.verify);
+                // This is the image, running on the target now: it reads
+                // the hand-off at once, opens the fence it was taken under
+                // and takes over the network, then removes the fence (a
+                // grace period). It logs last: a legacy console writes each
+                // line with interrupts off (1-3 ms a line on an emulated
+                // UART), and the guest's own tasks have waited long enough.
+                let (read, skew) = resumed(&handoff, t0);
+                fence.open();
+                announce::announce();
                 drop(urgent);
                 drop(fence);
-                announce::announce();
                 // Once more, after the old VM has surely gone.
                 sleep_ms(500);
                 announce::announce();
+                if let Some((h, phases)) = read {
+                    report_resumed(&h, &phases, req.verify);
+                }
                 return Ok(skew);
             }
             Ok(Outcome::Saved {
@@ -502,11 +510,12 @@ struct Staged<'a> {
     _fence: Fence,
 }
 
-/// This is the image resumed on the target: learns from the loader's
-/// hand-off what happened after the checkpoint (which it could not see) and
-/// records it. Returns how far this guest's monotonic clock is off the true
-/// time elapsed since `t0`.
-fn resumed(handoff: &[u8], t0: i64, verify: bool) -> i64 {
+/// This is the image resumed on the target: reads at once what the
+/// loader's hand-off says happened after the checkpoint (which it could not
+/// see), and times the downtime's phases by it. Returns them, if the
+/// hand-off is readable, and how far this guest's monotonic clock is off
+/// the true time elapsed since `t0`.
+fn resumed(handoff: &[u8], t0: i64) -> (Option<(Handoff, Phases)>, i64) {
     let tsc = tsc::rdtsc();
     let h = match Handoff::decode(handoff) {
         Ok(h) => h,
@@ -515,10 +524,16 @@ fn resumed(handoff: &[u8], t0: i64, verify: bool) -> i64 {
                 "resumed on the target, but its hand-off is unreadable ({}); downtime unknown\n",
                 e.as_str()
             );
-            return 0;
+            return (None, 0);
         }
     };
     let phases = Phases::from_handoff(&h, tsc);
+    let skew = (now_ns() - t0) - phases.total_us() as i64 * 1000;
+    (Some((h, phases)), skew)
+}
+
+/// Logs and publishes what [`resumed`] read.
+fn report_resumed(h: &Handoff, phases: &Phases, verify: bool) {
     let total = phases.total_us();
     pr_info!(
         "resumed on the target; downtime {} us: checkpoint {}, transfer {}, target {}, commit {}, jump {}, resume {} (+ one-way commit latency, not measured)\n",
@@ -566,9 +581,8 @@ fn resumed(handoff: &[u8], t0: i64, verify: bool) -> i64 {
         x.verify_pages = h.pages_verified;
         x.unwritten_pages = h.pages_unwritten;
         x.unwritten_misses = h.unwritten_misses;
-        x.downtime = phases;
+        x.downtime = *phases;
     });
-    (now_ns() - t0) - total as i64 * 1000
 }
 
 /// After the checkpoint: sends the staged pages and where to resume, and
