@@ -430,11 +430,17 @@ impl Image {
         ))
     }
 
-    /// Writes `content` into frame `dst`. Fails, with the frame's contents
+    /// Writes `content` into frame `dst`, which holds the page's previous
+    /// version if it is a patch. Fails, with the frame's contents
     /// undefined, if a compressed page does not decompress to one page.
     fn write(dst: u64, content: &PageContent<'_>) -> Result<(), Failure> {
         let ptr = frame_ptr(dst);
         match content {
+            PageContent::Patch(pairs) => {
+                // SAFETY: As below: the frame is ours, a page long.
+                let frame = unsafe { &mut *ptr.cast::<[u8; PAGE_SIZE]>() };
+                crate::proto::wire::apply_patch(pairs, frame);
+            }
             // SAFETY: `dst` is a frame claimed by this image, mapped in the
             // direct map and owned by nobody else.
             PageContent::Data(data) => unsafe {
@@ -467,6 +473,22 @@ impl Image {
             return Err(Failure::new(EINVAL, "page outside the RAM map"));
         }
         let first = !self.received.get(pfn);
+        if let PageContent::Patch(_) = content {
+            // Changes to the page received before, wherever it is now.
+            let at = self.location(pfn).ok_or_else(|| {
+                Failure::new(
+                    crate::errno::errno(crate::proto::uapi::EBADMSG),
+                    "a patch for a page that never arrived",
+                )
+            })?;
+            Self::write(at, content)?;
+            if at != pfn {
+                if let Some(u) = self.unwritten.as_mut() {
+                    u.note(pfn, at);
+                }
+            }
+            return Ok(());
+        }
         self.received.set(pfn);
         if first {
             self.pages += 1;

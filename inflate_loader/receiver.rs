@@ -330,9 +330,10 @@ impl Receiver<'_> {
                     }
                 }
                 if let Some(f) = bad {
-                    // A block that does not decompress to a page is the
-                    // source's fault: told as a payload that does not
-                    // decode; anything else as this loader's failure.
+                    // A block that does not decompress to a page, or a
+                    // patch of a page never sent, is the source's fault:
+                    // told as a payload that does not decode; anything
+                    // else as this loader's failure.
                     let code = match f.err == errno(uapi::EBADMSG) {
                         true => Reason::Malformed(WireError::BadField).code(),
                         false => ABORT_TARGET_FAILED,

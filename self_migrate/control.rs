@@ -99,8 +99,10 @@ pub(crate) struct PagingStats {
 pub(crate) struct Extra {
     /// Pages sent as zero markers.
     pub(crate) zero_pages: u64,
-    /// Pages sent compressed: LZ4 blocks and sparse pages.
+    /// Pages sent compressed: LZ4 blocks, sparse pages and patches.
     pub(crate) compressed_pages: u64,
+    /// Pages sent as patches of their last version.
+    pub(crate) patched_pages: u64,
     /// Pages skipped because they were free.
     pub(crate) free_pages: u64,
     /// Free frames whose marks the last round kept for the next one.

@@ -65,6 +65,7 @@ pub mod proto;
 mod refuse;
 #[path = "../ksupport/rehearsal.rs"]
 mod rehearsal;
+mod resent;
 mod shim;
 #[path = "../ksupport/socket.rs"]
 mod socket;

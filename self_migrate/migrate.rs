@@ -206,15 +206,6 @@ fn session(
             "a virtio driver cannot freeze and restore its device (named in the log)",
         ));
     }
-    // Admitted: rehearse now, before anything is sent (see `rehearsal`).
-    if req.rehearse {
-        let times = checkpoint::rehearse()?;
-        times.log("the checkpoint");
-        control::update(|_, x| {
-            x.rehearsal_us = times.total();
-            x.rehearsal_core_us = times.core;
-        });
-    }
     control::update(|_, x| x.tracker_used = Some(req.tracker));
     let mut tracker = PageTracker::new(desc, req.tracker == Tracker::Paging)
         .context("cannot allocate the dirty tracker")?;
@@ -227,7 +218,8 @@ fn session(
     let mut staging = Staging::new(STAGING_PAGES)
         .map_err(|_| ENOMEM)
         .context("cannot allocate the staging buffer")?;
-    let mut packer = Packer::new(req.compress)
+    let frames = desc.ranges().last().map_or(0, |r| r.end_pfn());
+    let mut packer = Packer::new(req.compress, frames)
         .map_err(|_| ENOMEM)
         .context("cannot allocate the page packer")?;
     tracker.exclude_self();
@@ -266,6 +258,9 @@ fn session(
     let mut throttle = Throttle::new().context("cannot allocate the throttle")?;
     let mut round = 0;
     loop {
+        if round == 1 && req.rehearse {
+            rehearse()?;
+        }
         let (t0, bytes0) = (now_ns(), chan.bytes_sent);
         let sent = precopy::round(chan, desc, &mut tracker, &mut packer, &mut buf, round)?;
         let ns = (now_ns() - t0).max(0) as u64;
@@ -314,6 +309,10 @@ fn session(
             sleep_ms(ms.min(u64::from(u32::MAX)) as u32);
             policy.waited((now_ns() - t0).max(0) as u64);
         }
+    }
+
+    if round == 0 && req.rehearse {
+        rehearse()?;
     }
 
     for attempt in 1..=MAX_ATTEMPTS {
@@ -406,6 +405,22 @@ fn session(
     ))
 }
 
+/// Rehearses the checkpoint (see `rehearsal`) between pre-copy's first
+/// round and the next: the code it runs is then translated (under an
+/// emulator) before the checkpoint, a device that refuses to freeze is
+/// found before the guest stops, and the pages it dirties, the ones the
+/// checkpoint will dirty again, are sent in a later round and kept for
+/// patches (see `resent`).
+fn rehearse() -> Result<(), Failure> {
+    let times = checkpoint::rehearse()?;
+    times.log("the checkpoint");
+    control::update(|_, x| {
+        x.rehearsal_us = times.total();
+        x.rehearsal_core_us = times.core;
+    });
+    Ok(())
+}
+
 /// Logs what a pre-copy round measured and what the policy made of it.
 fn log_round(round: u32, r: &converge::Round, policy: &Convergence, decision: Decision) {
     let next = match decision {
@@ -470,17 +485,20 @@ fn heavy_dirtiers(tracker: &PageTracker) -> Result<KVVec<*mut bindings::mm_struc
     Ok(heavy)
 }
 
-/// The target holds the complete image: commit, and stop for good.
+/// The target holds the complete image: commit, and stop for good. `log`
+/// runs once this guest is whole again (its own log lines go out then).
 fn commit(
     chan: &mut Channel<'_, '_>,
     stream: &TcpStream,
     info: &CommitInfo,
     thaw: Thaw,
+    log: impl FnOnce(),
 ) -> Result<(), Failure> {
     chan.send(RecordKind::Commit, &info.encode())?;
     // The rest of this guest's own resume was left for now, while the
     // target resumes the image: devices thawed, CPUs online, log lines.
     drop(thaw);
+    log();
     // From the moment the commit reaches the target, the guest lives there.
     // Wait until its TCP has it, then power off, whatever happens.
     if stream.wait_acked(COMMIT_ACK_TIMEOUT_MS).is_err() {
@@ -596,6 +614,8 @@ fn finish(
     stream: &TcpStream,
 ) -> Result<(), Failure> {
     let staging = staged.staging;
+    let bytes0 = chan.bytes_sent;
+    let mut rest = Tally::default();
     let mut index = 0;
     while index < staging.len() {
         let mut batch = BatchWriter::new(&mut *buf, FINAL_ROUND)
@@ -609,7 +629,9 @@ fn finish(
             index += 1;
         }
         precopy::flush(chan, batch, &tally)?;
+        rest.add(&tally);
     }
+    let rest_bytes = chan.bytes_sent - bytes0;
     let verify_pages = match staged.verify {
         Some(v) => v.send(chan, buf)?,
         None => 0,
@@ -652,7 +674,16 @@ fn finish(
                 complete_ns,
                 commit_ns: since(staged.t0).max(complete_ns),
             };
-            commit(chan, stream, &info, staged.thaw)
+            commit(chan, stream, &info, staged.thaw, || {
+                pr_info!(
+                    "sent the rest: {} pages ({} as patches, {} otherwise compressed, {} zero) in {} bytes\n",
+                    staging.len(),
+                    rest.patched,
+                    rest.compressed - rest.patched,
+                    rest.zero,
+                    rest_bytes
+                )
+            })
         }
         _ => Err(Failure::new(
             errno(uapi::EPROTO),

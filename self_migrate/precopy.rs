@@ -96,8 +96,20 @@ pub(crate) struct Tally {
     pub(crate) zero: u64,
     /// Pages of frames never sent before.
     pub(crate) new: u64,
-    /// Pages sent compressed.
+    /// Pages sent compressed (patches included).
     pub(crate) compressed: u64,
+    /// Pages sent as patches.
+    pub(crate) patched: u64,
+}
+
+impl Tally {
+    /// Adds `other`'s counts.
+    pub(crate) fn add(&mut self, other: &Tally) {
+        self.zero += other.zero;
+        self.new += other.new;
+        self.compressed += other.compressed;
+        self.patched += other.patched;
+    }
 }
 
 /// Pays for the batch's new frames, then sends it (built in `buf`, which
@@ -115,12 +127,13 @@ pub(crate) fn flush(
         .map_err(|_| Failure::new(EINVAL, "building a page batch failed"))?;
     chan.send_built(batch.buffer(), len)?;
     let (bytes, units) = (chan.bytes_sent, chan.units_paid());
-    let (zero, compressed) = (tally.zero, tally.compressed);
+    let (zero, compressed, patched) = (tally.zero, tally.compressed, tally.patched);
     control::update(|s, x| {
         s.pages_sent += pages;
         s.bytes_sent = bytes;
         x.zero_pages += zero;
         x.compressed_pages += compressed;
+        x.patched_pages += patched;
         x.units_paid = units;
     });
     Ok(())
@@ -147,6 +160,7 @@ pub(crate) fn round(
     buf: &mut [u8],
     round: u32,
 ) -> Result<Sent, Failure> {
+    packer.begin_round(round);
     let found = tracker.harvest().map_err(|e| {
         Failure::new(
             e,

@@ -144,6 +144,7 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
     out.line(format_args!("bytes_sent: {}", s.bytes_sent))?;
     out.line(format_args!("zero_pages: {}", x.zero_pages))?;
     out.line(format_args!("compressed_pages: {}", x.compressed_pages))?;
+    out.line(format_args!("patched_pages: {}", x.patched_pages))?;
     out.line(format_args!("free_pages_skipped: {}", x.free_pages))?;
     out.line(format_args!("free_pages_marked: {}", x.free_marked))?;
     out.line(format_args!("kept_mark_pages: {}", x.kept_mark_pages))?;

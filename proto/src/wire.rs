@@ -26,8 +26,8 @@ pub const MAGIC: [u8; 4] = *b"SMIG";
 
 /// Version of this wire format. Peers of different versions refuse each other.
 /// Version 2 added LZ4-compressed pages to page batches, version 3 sparse
-/// pages.
-pub const VERSION: u16 = 3;
+/// pages, version 4 patches.
+pub const VERSION: u16 = 4;
 
 /// Length of the record header in bytes.
 pub const HEADER_LEN: usize = 16;
@@ -329,7 +329,16 @@ pub enum PageContent<'a> {
     /// strictly increasing; values nonzero). [`fill_sparse`] makes the
     /// page.
     Sparse(&'a [u8]),
+    /// The page the receiver holds for this frame, from an earlier batch,
+    /// with 1 to [`MAX_PATCH_WORDS`] of its 64-bit words replaced: their
+    /// (index, value) pairs, validated (indices below 512, strictly
+    /// increasing; values any). [`apply_patch`] applies them; a patch for a
+    /// frame the receiver never received is the receiver's to refuse.
+    Patch(&'a [u8]),
 }
+
+/// Most words a [`PageContent::Patch`] replaces.
+pub const MAX_PATCH_WORDS: usize = 128;
 
 /// Most nonzero words of a page sent as [`PageContent::Sparse`].
 pub const MAX_SPARSE_WORDS: usize = 64;
@@ -369,19 +378,47 @@ pub fn fill_sparse(pairs: &[u8], out: &mut [u8; PAGE_SIZE]) {
     }
 }
 
-/// Checks the (index, value) pairs of a sparse page: indices below 512 and
-/// strictly increasing, values nonzero. One encoding per page: the
-/// receiver can rely on the bounds, and nothing is written twice.
-fn check_sparse(pairs: &[u8]) -> Result<(), WireError> {
+/// Checks the (index, value) pairs of a sparse page or a patch: indices
+/// below 512 and strictly increasing, and for a sparse page (`nonzero`)
+/// values nonzero. One encoding per page: the receiver can rely on the
+/// bounds, and nothing is written twice.
+fn check_pairs(pairs: &[u8], nonzero: bool) -> Result<(), WireError> {
     let mut next = 0usize;
     for pair in pairs.chunks_exact(SPARSE_PAIR_LEN) {
         let index = usize::from(u16::from_le_bytes([pair[0], pair[1]]));
-        if index < next || index >= PAGE_SIZE / 8 || pair[2..] == [0u8; 8] {
+        if index < next || index >= PAGE_SIZE / 8 || (nonzero && pair[2..] == [0u8; 8]) {
             return Err(WireError::BadField);
         }
         next = index + 1;
     }
     Ok(())
+}
+
+/// Number of 64-bit words in which `new` differs from `old`, counted up to
+/// [`MAX_PATCH_WORDS`] + 1 (more do not make a patch, and the scan stops
+/// there).
+pub fn patch_words(old: &[u8; PAGE_SIZE], new: &[u8; PAGE_SIZE]) -> usize {
+    let mut n = 0;
+    for (a, b) in old.chunks_exact(8).zip(new.chunks_exact(8)) {
+        if a != b {
+            n += 1;
+            if n > MAX_PATCH_WORDS {
+                break;
+            }
+        }
+    }
+    n
+}
+
+/// Applies the pairs of a validated [`PageContent::Patch`] to `page`, the
+/// page the receiver holds for the frame.
+pub fn apply_patch(pairs: &[u8], page: &mut [u8; PAGE_SIZE]) {
+    for pair in pairs.chunks_exact(SPARSE_PAIR_LEN) {
+        let index = usize::from(u16::from_le_bytes([pair[0], pair[1]]));
+        if let Some(word) = page.get_mut(index * 8..index * 8 + 8) {
+            word.copy_from_slice(&pair[2..SPARSE_PAIR_LEN]);
+        }
+    }
 }
 
 /// Most bytes of an LZ4-compressed page: with its 2-byte length, a
@@ -410,6 +447,8 @@ const ENTRY_ZERO: u64 = 1;
 const ENTRY_LZ4: u64 = 2;
 /// Entry kind for a sparse page.
 const ENTRY_SPARSE: u64 = 3;
+/// Entry kind for a patch.
+const ENTRY_PATCH: u64 = 4;
 /// Shift of the kind bits in an entry.
 const ENTRY_KIND_SHIFT: u32 = 60;
 
@@ -420,7 +459,8 @@ const ENTRY_KIND_SHIFT: u32 = 60;
 /// kind is data, by a little-endian `u16` length (1 to [`MAX_LZ4_LEN`])
 /// and that many bytes of LZ4 block when the kind is LZ4, or by a
 /// little-endian `u16` count (1 to [`MAX_SPARSE_WORDS`]) and that many
-/// 10-byte (index, value) pairs when the kind is sparse.
+/// 10-byte (index, value) pairs when the kind is sparse, or by a count (1
+/// to [`MAX_PATCH_WORDS`]) and that many pairs when it is a patch.
 #[derive(Debug, Clone, Copy)]
 pub struct PageBatch<'a> {
     /// The pre-copy round the pages belong to.
@@ -474,20 +514,24 @@ impl<'a> PageBatch<'a> {
                     }
                     off += len;
                 }
-                ENTRY_SPARSE => {
+                kind @ (ENTRY_SPARSE | ENTRY_PATCH) => {
                     if body.len() - off < SPARSE_COUNT_BYTES {
                         return Err(WireError::Truncated);
                     }
                     let count = usize::from(u16::from_le_bytes([body[off], body[off + 1]]));
                     off += SPARSE_COUNT_BYTES;
-                    if count == 0 || count > MAX_SPARSE_WORDS {
+                    let max = match kind {
+                        ENTRY_SPARSE => MAX_SPARSE_WORDS,
+                        _ => MAX_PATCH_WORDS,
+                    };
+                    if count == 0 || count > max {
                         return Err(WireError::BadField);
                     }
                     let len = count * SPARSE_PAIR_LEN;
                     if body.len() - off < len {
                         return Err(WireError::Truncated);
                     }
-                    check_sparse(&body[off..off + len])?;
+                    check_pairs(&body[off..off + len], kind == ENTRY_SPARSE)?;
                     off += len;
                 }
                 _ => return Err(WireError::BadPageKind),
@@ -546,12 +590,15 @@ impl<'a> Iterator for PageIter<'a> {
                 self.body = rest;
                 PageContent::Lz4(block)
             }
-            ENTRY_SPARSE => {
+            kind @ (ENTRY_SPARSE | ENTRY_PATCH) => {
                 let count = usize::from(u16::from_le_bytes([self.body[0], self.body[1]]));
                 let (pairs, rest) =
                     self.body[SPARSE_COUNT_BYTES..].split_at(count * SPARSE_PAIR_LEN);
                 self.body = rest;
-                PageContent::Sparse(pairs)
+                match kind {
+                    ENTRY_SPARSE => PageContent::Sparse(pairs),
+                    _ => PageContent::Patch(pairs),
+                }
             }
             _ => {
                 let (page, rest) = self.body.split_at(PAGE_SIZE);
@@ -678,6 +725,35 @@ impl<'b> BatchWriter<'b> {
                 let pair = &mut self.buf[self.len..self.len + SPARSE_PAIR_LEN];
                 pair[..2].copy_from_slice(&(index as u16).to_le_bytes());
                 pair[2..].copy_from_slice(w);
+                self.len += SPARSE_PAIR_LEN;
+            }
+        }
+        self.last_data = None;
+        Ok(true)
+    }
+
+    /// Appends `new` as a patch of `old`, the page the receiver holds for
+    /// `pfn`, if they differ in 1 to [`MAX_PATCH_WORDS`] words (see
+    /// [`patch_words`]); returns whether it did.
+    pub fn push_patch(
+        &mut self,
+        pfn: u64,
+        old: &[u8; PAGE_SIZE],
+        new: &[u8; PAGE_SIZE],
+    ) -> Result<bool, WireError> {
+        let count = patch_words(old, new);
+        if count == 0 || count > MAX_PATCH_WORDS {
+            return Ok(false);
+        }
+        self.push_entry(pfn, ENTRY_PATCH)?;
+        self.buf[self.len..self.len + SPARSE_COUNT_BYTES]
+            .copy_from_slice(&(count as u16).to_le_bytes());
+        self.len += SPARSE_COUNT_BYTES;
+        for (index, (a, b)) in old.chunks_exact(8).zip(new.chunks_exact(8)).enumerate() {
+            if a != b {
+                let pair = &mut self.buf[self.len..self.len + SPARSE_PAIR_LEN];
+                pair[..2].copy_from_slice(&(index as u16).to_le_bytes());
+                pair[2..].copy_from_slice(b);
                 self.len += SPARSE_PAIR_LEN;
             }
         }

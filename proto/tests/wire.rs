@@ -190,7 +190,7 @@ fn batch_refuses_bad_count_kind_and_pfn() {
 
     let mut p = vec![0u8; 16];
     p[4..8].copy_from_slice(&1u32.to_le_bytes());
-    p[8..16].copy_from_slice(&(5u64 | (4 << 60)).to_le_bytes());
+    p[8..16].copy_from_slice(&(5u64 | (5 << 60)).to_le_bytes());
     assert_eq!(PageBatch::decode(&p).err(), Some(WireError::BadPageKind));
     p[8..16].copy_from_slice(&((1u64 << 52) | (1 << 60)).to_le_bytes());
     assert_eq!(PageBatch::decode(&p).err(), Some(WireError::PfnOutOfRange));
@@ -298,6 +298,91 @@ fn sparse_pages_round_trip() {
         assert_eq!(&out, want);
     }
     assert_eq!(pages[2].pfn, 3);
+}
+
+/// A one-page batch holding a patch entry with `count` and `pairs` as
+/// given (possibly invalid).
+fn raw_patch_batch(count: u16, pairs: &[(u16, u64)]) -> Vec<u8> {
+    let mut b = raw_sparse_batch(count, pairs);
+    b[8..16].copy_from_slice(&(9u64 | 4 << 60).to_le_bytes());
+    b
+}
+
+#[test]
+fn patches_round_trip() {
+    let old = sparse_page(&[(3, 7), (100, 8), (511, 9)]);
+    // Three words changed, one of them to zero.
+    let new = sparse_page(&[(0, 1), (3, 7), (100, 0), (511, 10)]);
+    assert_eq!(patch_words(&old, &old), 0);
+    assert_eq!(patch_words(&old, &new), 3);
+    let many: Vec<(usize, u64)> = (0..=MAX_PATCH_WORDS).map(|i| (i * 3, 1)).collect();
+    let many = sparse_page(&many);
+    assert_eq!(patch_words(&[0u8; PAGE_SIZE], &many), MAX_PATCH_WORDS + 1);
+    let most: Vec<(usize, u64)> = (0..MAX_PATCH_WORDS).map(|i| (i * 3, 2)).collect();
+    let most = sparse_page(&most);
+
+    let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+    let mut w = BatchWriter::new(&mut buf, 2).unwrap();
+    assert_eq!(w.push_patch(5, &old, &new), Ok(true));
+    assert_eq!(w.push_patch(6, &[0u8; PAGE_SIZE], &most), Ok(true));
+    // Nothing changed, or too much: nothing is written.
+    assert_eq!(w.push_patch(7, &old, &old), Ok(false));
+    assert_eq!(w.push_patch(8, &[0u8; PAGE_SIZE], &many), Ok(false));
+    assert_eq!(w.count(), 2);
+    let rec = w.finish(0).unwrap().to_vec();
+    let b = PageBatch::decode(&rec[HEADER_LEN..]).unwrap();
+    let pages: Vec<_> = b.pages().collect();
+    assert_eq!(pages.len(), 2);
+    for (p, (from, want)) in pages.iter().zip([(&old, &new), (&[0u8; PAGE_SIZE], &most)]) {
+        let PageContent::Patch(pairs) = p.content else {
+            panic!("not a patch: {:?}", p.content);
+        };
+        let mut out = *from;
+        apply_patch(pairs, &mut out);
+        assert_eq!(&out, want);
+    }
+    assert_eq!(pages[0].pfn, 5);
+}
+
+#[test]
+fn patches_are_validated() {
+    assert!(PageBatch::decode(&raw_patch_batch(1, &[(3, 0)])).is_ok());
+    assert!(PageBatch::decode(&raw_patch_batch(2, &[(0, 1), (511, 0)])).is_ok());
+    let bad: [SparseCase; 6] = [
+        (0, &[], WireError::BadField),
+        (MAX_PATCH_WORDS as u16 + 1, &[], WireError::BadField),
+        (1, &[(512, 1)], WireError::BadField),
+        (2, &[(3, 1), (3, 2)], WireError::BadField),
+        (2, &[(4, 1), (3, 2)], WireError::BadField),
+        (2, &[(3, 1)], WireError::Truncated),
+    ];
+    for (count, pairs, err) in bad {
+        assert_eq!(
+            PageBatch::decode(&raw_patch_batch(count, pairs)).err(),
+            Some(err),
+            "count {count} pairs {pairs:?}"
+        );
+    }
+    let payload = raw_patch_batch(2, &[(3, 1), (9, 0)]);
+    for cut in 0..payload.len() {
+        assert!(
+            PageBatch::decode(&payload[..cut]).is_err(),
+            "cut at {cut} accepted"
+        );
+    }
+    // A full batch of the largest patches stays within the bound.
+    let most: Vec<(usize, u64)> = (0..MAX_PATCH_WORDS).map(|i| (i, 9)).collect();
+    let most = sparse_page(&most);
+    let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+    let mut w = BatchWriter::new(&mut buf, 0).unwrap();
+    for i in 0..MAX_BATCH_PAGES as u64 {
+        assert_eq!(w.push_patch(i, &[0u8; PAGE_SIZE], &most), Ok(true));
+    }
+    assert_eq!(
+        w.push_patch(99, &[0u8; PAGE_SIZE], &most),
+        Err(WireError::NoSpace)
+    );
+    assert!(w.finish(0).unwrap().len() <= HEADER_LEN + MAX_PAYLOAD);
 }
 
 /// A sparse entry's count, its pairs, and the error they must give.

@@ -128,6 +128,20 @@ impl Outbox {
         buf
     }
 
+    /// A page batch record of one page for `pfn`: a patch (one word) of
+    /// whatever the receiver holds for it.
+    pub fn patch_batch(&mut self, pfn: u64) -> Vec<u8> {
+        let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+        let mut w = BatchWriter::new(&mut buf, 0).expect("the buffer holds a batch");
+        let mut page = [0u8; PAGE_SIZE];
+        page[8] = 1;
+        w.push_patch(pfn, &[0u8; PAGE_SIZE], &page)
+            .expect("one page fits a batch");
+        let n = w.finish_len(self.tx.take()).expect("a batch has pages");
+        buf.truncate(n);
+        buf
+    }
+
     /// The header alone of a sealed record of `kind` stating a payload of
     /// `len` bytes, tag included; nothing is sealed.
     pub fn sealed_header(&mut self, kind: RecordKind, len: u32) -> Vec<u8> {

@@ -41,10 +41,13 @@ pub enum Scenario {
     /// After paying, a sealed page batch whose compressed page is a valid
     /// LZ4 block of ten bytes, not a page.
     BadLz4,
+    /// After paying, a sealed page batch whose page is a patch of a page
+    /// the loader never received.
+    PatchUnsent,
 }
 
 /// Every scenario, in the order `--help` lists them.
-pub const ALL: [Scenario; 8] = [
+pub const ALL: [Scenario; 9] = [
     Scenario::Oversize,
     Scenario::OutOfRange,
     Scenario::ReplayRecord,
@@ -53,6 +56,7 @@ pub const ALL: [Scenario; 8] = [
     Scenario::Truncated,
     Scenario::GarbageFirst,
     Scenario::BadLz4,
+    Scenario::PatchUnsent,
 ];
 
 /// Reason codes (`proto::admission::Reason::code`).
@@ -86,6 +90,7 @@ impl Scenario {
             Scenario::Truncated => "truncated",
             Scenario::GarbageFirst => "garbage-first",
             Scenario::BadLz4 => "bad-lz4",
+            Scenario::PatchUnsent => "patch-unsent",
         }
     }
 
@@ -121,7 +126,10 @@ impl Scenario {
     ///   `BadRecord(BadMagic)`, 151, in a plaintext token reply;
     /// * bad-lz4: the batch is well formed and paid for, but its block
     ///   decompresses to ten bytes: the loader aborts with `Malformed`,
-    ///   154 ("a compressed page does not decompress to one page").
+    ///   154 ("a compressed page does not decompress to one page");
+    /// * patch-unsent: the batch is well formed and paid for, but patches
+    ///   a page never sent: `Malformed`, 154 ("a patch for a page that
+    ///   never arrived").
     pub fn expected(self) -> Expect {
         use code::*;
         match self {
@@ -131,7 +139,7 @@ impl Scenario {
             Scenario::Reorder => Expect::Refused(&[STREAM_AUTH, OUT_OF_ORDER]),
             Scenario::Plaintext => Expect::Refused(&[NOT_SEALED]),
             Scenario::Truncated => Expect::Closed,
-            Scenario::BadLz4 => Expect::Refused(&[MALFORMED]),
+            Scenario::BadLz4 | Scenario::PatchUnsent => Expect::Refused(&[MALFORMED]),
         }
     }
 }
@@ -262,6 +270,12 @@ fn play(scenario: Scenario, t: &Target) -> Result<Outcome, Outcome> {
             let mut block = vec![0xa0u8];
             block.extend_from_slice(b"not a page");
             let batch = out.compressed_batch(ram_frame, &block);
+            let batch = out.seal(batch);
+            misbehave(&mut conn, &out, &[&batch])
+        }
+        Scenario::PatchUnsent => {
+            conn.send(&out.payment(bundle, 1)).map_err(sent)?;
+            let batch = out.patch_batch(ram_frame);
             let batch = out.seal(batch);
             misbehave(&mut conn, &out, &[&batch])
         }

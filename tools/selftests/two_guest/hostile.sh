@@ -15,6 +15,7 @@
 #   plaintext      a plaintext payment after admission        142, "plaintext record after admission"
 #   truncated      half a sealed batch, then end of stream    no reply, "receiving from the source failed"
 #   bad-lz4        after paying, an LZ4 block of ten bytes    154, "a compressed page does not decompress to one page"
+#   patch-unsent   after paying, a patch of a page never sent 154, "a patch for a page that never arrived"
 #
 # After each: the tool saw that answer, the loader listens again and its
 # stats name the reason, and the guest is healthy (its agent answers, no
@@ -105,7 +106,7 @@ hostile() {
 	[ "$rc" = 0 ] && listening_again "$want" && healthy
 }
 
-tap_plan 9
+tap_plan 10
 harness_init "$kdir" "$initrd"
 tap_diag "accelerator: $(vm_accel), vCPUs: $smp"
 vm_boot dst "$DST" "$smp" "${SELFMIG_MEM:-512}"
@@ -140,12 +141,14 @@ tap_result "a sealed record cut short ends the connection; the loader carries on
 	hostile truncated "^receiving from the source failed$"
 tap_result "a compressed page that does not decompress to a page is refused" \
 	hostile bad-lz4 "^a compressed page does not decompress to one page$"
+tap_result "a patch of a page never sent is refused" \
+	hostile patch-unsent "^a patch for a page that never arrived$"
 
-# Seven sources were admitted and failed; one was refused at its token.
+# Eight sources were admitted and failed; one was refused at its token.
 counted() {
 	local a r f
 	a=$(($(stat admitted) - admitted0)) r=$(($(stat refused) - refused0)) f=$(($(stat failed) - failed0))
 	tap_diag "since the start: admitted $a, refused $r, failed $f"
-	[ "$a" = 7 ] && [ "$r" = 1 ] && [ "$f" = 7 ]
+	[ "$a" = 8 ] && [ "$r" = 1 ] && [ "$f" = 8 ]
 }
-tap_result "the loader counted every attempt: 7 admitted and failed, 1 refused" counted
+tap_result "the loader counted every attempt: 8 admitted and failed, 1 refused" counted

@@ -30,7 +30,7 @@ stat() {
 	vm_exec "$1" "sed -n 's/^$2: //p' $SM/stats"
 }
 
-tap_plan 16
+tap_plan 17
 harness_init "$kdir" "$initrd"
 tap_diag "accelerator: $(vm_accel), vCPUs per guest: $smp"
 vm_boot src "$SRC" "$smp"
@@ -133,6 +133,16 @@ rehearsed() {
 	[ -n "$src" ] && [ -n "$dst" ] && [ "${us:-0}" -gt 0 ]
 }
 tap_result "the checkpoint was rehearsed on the source, the image's resume on the loader" rehearsed
+
+# Pages sent again travel as patches of their last version (resent.rs);
+# test 3 (verify=1) shows the target rebuilt every page right.
+patched() {
+	local rest
+	rest=$(grep -ao "self_migrate: sent the rest: [0-9]* pages ([0-9]* as patches[^)]*) in [0-9]* bytes" "$HARNESS_DIR/src.log")
+	tap_diag "${rest:-no 'sent the rest' line}; pre-copy patches: $(stat src patched_pages)"
+	[[ "$rest" =~ \(([0-9]+)\ as\ patches ]] && [ "${BASH_REMATCH[1]}" -gt 0 ]
+}
+tap_result "staged pages sent again since round 1 travel as patches" patched
 
 # The paging tracker's precision: RAM mapped with 4 KiB pages for the
 # migration (joined again on the target, by the resumed image), and
