@@ -51,6 +51,14 @@ pub(crate) struct Prepared {
     unwritten: Option<Armed>,
 }
 
+impl Prepared {
+    /// Slotted pages identical at home when they arrived (0 without the
+    /// write watch).
+    pub(crate) fn identical_on_arrival(&self) -> u64 {
+        self.unwritten.as_ref().map_or(0, |u| u.identical())
+    }
+}
+
 /// Builds page tables in spare frames.
 struct Tables<'a> {
     image: &'a mut Image,
@@ -189,13 +197,6 @@ pub(crate) fn prepare(
 
     // The trampoline.
     let unwritten = image.take_unwritten(info.handoff_pfn);
-    if let Some(u) = unwritten.as_ref() {
-        pr_info!(
-            "{} of {} slotted pages identical at home when they arrived\n",
-            u.identical(),
-            image.slotted
-        );
-    }
 
     let code = trampoline::code();
     if code.len() > PAGE_SIZE {

@@ -578,6 +578,16 @@ fn report_resumed(h: &Handoff, phases: &Phases, verify: bool) {
         devices.saturating_sub(early),
         cpus.saturating_sub(devices)
     );
+    pr_info!(
+        "target: image of {} frames ({} written in place, {} of them moved home between rounds; {} in slots, {} of them identical at home when they arrived), {} pages received; from the CPU context to Complete {} us\n",
+        h.image_frames,
+        h.frames_in_place,
+        h.moved_home,
+        h.slotted,
+        h.identical_on_arrival,
+        h.pages_received,
+        tsc_delta_us(h.tsc_context, h.tsc_complete, h.tsc_khz)
+    );
     if verify {
         pr_info!(
             "the target verified {} pages of the image before resuming\n",

@@ -791,6 +791,13 @@ fn handoff_round_trip_and_refusals() {
         pages_in_place: 3,
         pages_unwritten: 11,
         unwritten_misses: 1,
+        image_frames: 60,
+        frames_in_place: 30,
+        moved_home: 5,
+        slotted: 25,
+        identical_on_arrival: 12,
+        tsc_context: 900,
+        tsc_complete: 950,
     };
     let mut page = vec![0u8; PAGE_SIZE];
     page[..Handoff::ENCODED_LEN].copy_from_slice(&h.encode());

@@ -100,8 +100,8 @@ tap_result "verify=1: the target checked every page against its checkpoint hash"
 unwritten() {
 	local n misses line identical
 	n=$(stat src unwritten_pages) misses=$(stat src unwritten_misses)
-	line=$(grep -ao "[0-9]* of [0-9]* slotted pages identical at home when they arrived" "$HARNESS_DIR/dst.log" | tail -n 1)
-	identical=${line%% *}
+	line=$(grep -ao "self_migrate: target: image of .* identical at home when they arrived" "$HARNESS_DIR/dst.log" | tail -n 1)
+	identical=$(echo "$line" | sed -n 's/.* in slots, \([0-9]*\) of them identical at home.*/\1/p')
 	tap_diag "loader: ${line:-no watch}; left out of the copy: ${n:-?}, misses: ${misses:-?}"
 	[ "${n:-0}" -gt 0 ] && [ "$n" -lt "${identical:-0}" ] && [ "$misses" = 0 ]
 }
