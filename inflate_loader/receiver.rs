@@ -419,7 +419,7 @@ impl Receiver<'_> {
     /// The image is complete: verify it if asked, prepare the jump, take
     /// the secondary CPUs offline and tell the source.
     ///
-    /// Nothing is logged from here to the jump (a console line costs 1-3 ms
+    /// Nothing is logged from here to the jump (a console line is written
     /// with interrupts off, inside the downtime): what there is to say
     /// travels in the hand-off, and the resumed image says it.
     fn complete(&mut self, session: &mut Session<'_>, info: &ResumeInfo) -> Result<(), Failure> {

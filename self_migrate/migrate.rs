@@ -334,8 +334,8 @@ fn session(
                 // the hand-off at once, opens the fence it was taken under
                 // and takes over the network, then removes the fence (a
                 // grace period). It logs last: a legacy console writes each
-                // line with interrupts off (1-3 ms a line on an emulated
-                // UART), and the guest's own tasks have waited long enough.
+                // line with interrupts off, and the guest's own tasks have
+                // waited long enough.
                 let (read, skew) = resumed(&handoff, t0);
                 fence.open();
                 announce::announce();

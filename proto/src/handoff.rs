@@ -41,8 +41,8 @@
 //! ```
 //!
 //! The loader logs none of this itself once the image is complete: a
-//! console line costs it 1-3 ms with interrupts off (under TCG), inside
-//! the downtime. The resumed image logs it instead.
+//! console line is written with interrupts off, inside the downtime. The
+//! resumed image logs it instead.
 //!
 //! The loader writes every field but the three words at [`STAMP_OFFSET`],
 //! which the trampoline stores in the page's home frame after its copy.
