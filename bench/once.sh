@@ -59,7 +59,7 @@ done
 touch "$HARNESS_DIR/client.stop"
 echo "status: ${st:-unknown}"
 grep -ah "self_migrate: \(resumed on the target\|resume: trampoline\)" "$HARNESS_DIR/dst.log" | sed 's/^.*self_migrate: //'
-grep -ah "self_migrate: \(checkpoint: CPUs\|sent the rest\)" "$HARNESS_DIR/src.log" | sed 's/^.*self_migrate: //'
+grep -ah "self_migrate: \(checkpoint: CPUs\|sent the rest\|round [0-9]*:\)" "$HARNESS_DIR/src.log" | sed 's/^.*self_migrate: //'
 grep -ah "inflate_loader: moved this module's code" "$HARNESS_DIR/dst.log" | sed 's/^.*inflate_loader: //'
 [ "${PROBES:-0}" = 1 ] && { sleep 1; echo "udp probe: $(cat "$HARNESS_DIR/udp.json" 2>/dev/null)"; }
 [ "$st" = migrated ]

@@ -110,6 +110,12 @@ impl DirtyMap {
         }
     }
 
+    /// The marks of frames `64 * index` to `64 * index + 63`, one bit
+    /// each (0 beyond the map).
+    pub(crate) fn word(&self, index: usize) -> u64 {
+        self.words.get(index).copied().unwrap_or(0)
+    }
+
     /// Whether `pfn` is marked.
     pub(crate) fn test(&self, pfn: u64) -> bool {
         self.words

@@ -35,6 +35,27 @@ unsigned long selfmig_free_block_pages(unsigned long pfn)
 }
 
 /*
+ * The end of the free buddy block that holds pfn (not necessarily as its
+ * first frame), or 0 if pfn is not free in the buddy allocator. A free
+ * block of order k starts at a frame aligned to 2^k, so its first frame is
+ * pfn rounded down to some power of two. Unlocked, like
+ * selfmig_free_block_pages().
+ */
+unsigned long selfmig_free_block_end(unsigned long pfn)
+{
+	unsigned int order;
+
+	for (order = 0; order <= MAX_PAGE_ORDER; order++) {
+		unsigned long head = pfn & ~((1UL << order) - 1);
+		unsigned long size = selfmig_free_block_pages(head);
+
+		if (size && head + size > pfn)
+			return head + size;
+	}
+	return 0;
+}
+
+/*
  * Whether pfn's page has no references and is not the tail of a compound
  * page: a free page on a per-CPU list (or on its way there), or a page of a
  * multi-page allocation other than the first.

@@ -4,6 +4,7 @@
 #define SELF_MIGRATE_SHIM_H
 
 unsigned long selfmig_free_block_pages(unsigned long pfn);
+unsigned long selfmig_free_block_end(unsigned long pfn);
 unsigned long selfmig_kaddr_to_pfn(const void *addr);
 bool selfmig_page_unreferenced(unsigned long pfn);
 int selfmig_page_kind(unsigned long pfn);

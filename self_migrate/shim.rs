@@ -14,6 +14,13 @@ pub(crate) fn free_block_pages(pfn: u64) -> u64 {
     unsafe { bindings::selfmig_free_block_pages(pfn as _) as u64 }
 }
 
+/// If `pfn` lies in a free buddy block, the frame after that block's end;
+/// else 0. A snapshot, as [`free_block_pages`].
+pub(crate) fn free_block_end(pfn: u64) -> u64 {
+    // SAFETY: The helper accepts any pfn; it checks each page is online.
+    unsafe { bindings::selfmig_free_block_end(pfn as _) as u64 }
+}
+
 /// What frame `pfn` holds, roughly (see `selfmig_page_kind` in shim.c):
 /// an index into [`PAGE_KINDS`].
 pub(crate) fn page_kind(pfn: u64) -> usize {

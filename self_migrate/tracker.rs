@@ -34,6 +34,9 @@ struct Paging {
     /// Marks a round found on free frames and kept (see
     /// [`Tracker::keep_marks`]).
     kept: DirtyMap,
+    /// RAM frames never sent and not excluded (the ones whose hash is
+    /// `NEVER_SENT`), for [`Tracker::candidates`].
+    unsent: DirtyMap,
     /// Reads the Dirty bits.
     harvester: Harvester,
 }
@@ -54,11 +57,18 @@ impl Tracker {
     pub(crate) fn new(desc: &MachineDesc, paging: bool) -> Result<Self> {
         let end = desc.ranges().last().map_or(0, |r| r.end_pfn());
         let paging = match paging {
-            true => Some(Paging {
-                dirty: DirtyMap::new(end)?,
-                kept: DirtyMap::new(end)?,
-                harvester: Harvester::new(end)?,
-            }),
+            true => {
+                let mut unsent = DirtyMap::new(end)?;
+                for range in desc.ranges() {
+                    unsent.mark(range.start_pfn, range.end_pfn() - range.start_pfn);
+                }
+                Some(Paging {
+                    dirty: DirtyMap::new(end)?,
+                    kept: DirtyMap::new(end)?,
+                    unsent,
+                    harvester: Harvester::new(end)?,
+                })
+            }
             false => None,
         };
         Ok(Self {
@@ -190,6 +200,22 @@ impl Tracker {
         }
     }
 
+    /// Whether this is the paging tracker (else the content-hash one).
+    pub(crate) fn is_paging(&self) -> bool {
+        self.paging.is_some()
+    }
+
+    /// The candidates (see [`Self::candidate`]) among frames `64 * index`
+    /// to `64 * index + 63`, one bit each, for walking marks a word at a
+    /// time; every frame for the hash tracker. Frames outside RAM are
+    /// never sent but may carry a mark: the caller checks the RAM map.
+    pub(crate) fn candidates(&self, index: usize) -> u64 {
+        match &self.paging {
+            None => u64::MAX,
+            Some(p) => p.dirty.word(index) | p.kept.word(index) | p.unsent.word(index),
+        }
+    }
+
     /// Leaves the frames backing `len` bytes at `addr` (a vmalloc or
     /// linear-map buffer) out of the image: they hold migration state, not
     /// guest state, and change while the checkpoint is taken.
@@ -204,6 +230,9 @@ impl Tracker {
             let pfn = shim::kaddr_to_pfn(page) as usize;
             if let Some(h) = self.hashes.get_mut(pfn) {
                 *h = EXCLUDED;
+            }
+            if let Some(p) = self.paging.as_mut() {
+                p.unsent.unmark(pfn as u64);
             }
             if let Some(table) = shim::leaf_table_pfn(page) {
                 if !self.owner_tables.contains(&table) {
@@ -224,6 +253,9 @@ impl Tracker {
                 *h = EXCLUDED;
             }
         }
+        if let Some(p) = self.paging.as_mut() {
+            p.unsent.unmark_range(start, end);
+        }
     }
 
     /// Excludes the tracker's own storage.
@@ -232,8 +264,10 @@ impl Tracker {
         self.exclude(self.hashes.as_ptr().cast(), len);
         if let Some(p) = self.paging.as_ref() {
             let (dirty, kept) = (p.dirty.storage(), p.kept.storage());
+            let unsent = p.unsent.storage();
             self.exclude(dirty.0, dirty.1);
             self.exclude(kept.0, kept.1);
+            self.exclude(unsent.0, unsent.1);
         }
         let mut buffers = KVec::new();
         if let Some(p) = self.paging.as_ref() {
@@ -282,13 +316,19 @@ impl Tracker {
     /// the frame was never sent before (a new frame of the image, to be
     /// paid for).
     pub(crate) fn record_hash(&mut self, pfn: u64, hash: u64) -> bool {
-        match self.hashes.get_mut(pfn as usize) {
+        let new = match self.hashes.get_mut(pfn as usize) {
             Some(h) if *h != EXCLUDED => {
                 let new = *h == NEVER_SENT;
                 *h = hash;
                 new
             }
             _ => false,
+        };
+        if new {
+            if let Some(p) = self.paging.as_mut() {
+                p.unsent.unmark(pfn);
+            }
         }
+        new
     }
 }
