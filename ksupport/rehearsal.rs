@@ -61,7 +61,9 @@ impl Times {
 
 /// Steps timed by the time-stamp counter.
 struct Clock {
+    /// The counter's frequency.
     khz: u64,
+    /// The reading at the last lap.
     last: u64,
 }
 

@@ -64,7 +64,9 @@ unsafe extern "C" fn fence_hook(
 /// powers off, so the resumed guest announces itself twice (see
 /// `announce.rs`).
 pub(crate) struct Fence {
+    /// The registered hook.
     ops: KBox<[bindings::nf_hook_ops; 1]>,
+    /// What the hook reads.
     gate: KBox<Gate>,
 }
 

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 /// it speaks, in the format of `/sys/kernel/self_migrate/version`.
 pub const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
-    "\nABI: wire 3 image 1 start_size 64 status_size 80"
+    "\nABI: wire 4 image 1 start_size 64 status_size 80"
 );
 
 /// Live self-migration of this guest to another VM.

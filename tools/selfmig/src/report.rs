@@ -298,7 +298,7 @@ mod tests {
                 max_downtime_ms: Some(50),
                 verify: Some(false),
                 tracker: Some("paging".into()),
-                version: Some("wire 3 image 1 start_size 64 status_size 80".into()),
+                version: Some("wire 4 image 1 start_size 64 status_size 80".into()),
                 stats: stats_object(&stats),
             }),
             inflate_loader: Some(LoaderStatus {

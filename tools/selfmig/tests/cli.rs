@@ -52,7 +52,7 @@ fn help_and_version() {
     }
     let (code, out, _) = parts(&selfmig(&["--version"]));
     assert_eq!(code, 0);
-    assert!(out.contains("ABI: wire 3 image 1 start_size 64 status_size 80"));
+    assert!(out.contains("ABI: wire 4 image 1 start_size 64 status_size 80"));
 }
 
 #[test]
@@ -189,7 +189,7 @@ fn abi_mismatch_is_environment() {
     fake_module(
         root.path(),
         "self_migrate",
-        &[("version", "wire 3 image 1 start_size 96 status_size 80\n")],
+        &[("version", "wire 4 image 1 start_size 96 status_size 80\n")],
     );
     let token = root.path().join("token");
     std::fs::write(&token, "aa\n").unwrap();
@@ -233,7 +233,7 @@ fn status_of_a_source() {
             ("max_downtime_ms", "50\n"),
             ("verify", "0\n"),
             ("tracker", "paging\n"),
-            ("version", "wire 3 image 1 start_size 64 status_size 80\n"),
+            ("version", "wire 4 image 1 start_size 64 status_size 80\n"),
             (
                 "stats",
                 "state: failed\nround: 2\nbytes_sent: 2097152\nlast_errno: 104\n\

@@ -561,7 +561,7 @@ mod tests {
         let version = sysfs.attr(Module::SelfMigrate, "version");
         std::fs::write(&version, format!("{}\n", AbiVersion::ours())).unwrap();
         assert!(check_abi(&sysfs).is_ok());
-        std::fs::write(&version, "wire 3 image 1 start_size 72 status_size 80\n").unwrap();
+        std::fs::write(&version, "wire 4 image 1 start_size 72 status_size 80\n").unwrap();
         let e = check_abi(&sysfs).unwrap_err();
         assert_eq!(e.class, ExitClass::Environment);
         assert!(e.message.contains("start_size 72"));
