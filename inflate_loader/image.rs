@@ -437,7 +437,8 @@ impl Image {
         let ptr = frame_ptr(dst);
         match content {
             PageContent::Patch(pairs) => {
-                // SAFETY: As below: the frame is ours, a page long.
+                // SAFETY: `dst` is a frame claimed by this image, mapped in
+                // the direct map, a page long and owned by nobody else.
                 let frame = unsafe { &mut *ptr.cast::<[u8; PAGE_SIZE]>() };
                 crate::proto::wire::apply_patch(pairs, frame);
             }
