@@ -24,9 +24,7 @@ use crate::failure::Failure;
 use crate::lz4::Compressor;
 use crate::page_hash::page_hash;
 use crate::precopy::Tally;
-use crate::proto::wire::{
-    patch_words, sparse_words, BatchWriter, MAX_PATCH_WORDS, MAX_SPARSE_WORDS, PAGE_SIZE,
-};
+use crate::proto::wire::{sparse_words, BatchWriter, MAX_SPARSE_WORDS, PAGE_SIZE};
 use crate::resent::Resent;
 use crate::tracker::Tracker;
 use kernel::prelude::*;
@@ -157,12 +155,10 @@ fn pack(
         tally.zero += 1;
         return Ok(true);
     }
+    // A patch only if it is shorter than the sparse page would be: fewer
+    // changed words than nonzero ones.
     if let Some(old) = old.filter(|_| compress) {
-        let changed = patch_words(old, page);
-        if changed <= MAX_PATCH_WORDS
-            && changed < words
-            && batch.push_patch(pfn, old, page).map_err(bad)?
-        {
+        if batch.push_patch(pfn, old, page, words - 1).map_err(bad)? {
             tally.compressed += 1;
             tally.patched += 1;
             return Ok(false);

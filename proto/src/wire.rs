@@ -716,40 +716,45 @@ impl<'b> BatchWriter<'b> {
         if count == 0 || count > MAX_SPARSE_WORDS {
             return Ok(false);
         }
-        self.push_entry(pfn, ENTRY_SPARSE)?;
-        self.buf[self.len..self.len + SPARSE_COUNT_BYTES]
-            .copy_from_slice(&(count as u16).to_le_bytes());
-        self.len += SPARSE_COUNT_BYTES;
-        for (index, w) in page.chunks_exact(8).enumerate() {
-            if w != [0u8; 8] {
-                let pair = &mut self.buf[self.len..self.len + SPARSE_PAIR_LEN];
-                pair[..2].copy_from_slice(&(index as u16).to_le_bytes());
-                pair[2..].copy_from_slice(w);
-                self.len += SPARSE_PAIR_LEN;
-            }
-        }
-        self.last_data = None;
+        let zero = [0u8; PAGE_SIZE];
+        self.push_pairs(pfn, ENTRY_SPARSE, count, &zero, page)?;
         Ok(true)
     }
 
     /// Appends `new` as a patch of `old`, the page the receiver holds for
-    /// `pfn`, if they differ in 1 to [`MAX_PATCH_WORDS`] words (see
-    /// [`patch_words`]); returns whether it did.
+    /// `pfn`, if they differ in 1 to `max` words (`max` at most
+    /// [`MAX_PATCH_WORDS`]; see [`patch_words`]); returns whether it did.
     pub fn push_patch(
         &mut self,
         pfn: u64,
         old: &[u8; PAGE_SIZE],
         new: &[u8; PAGE_SIZE],
+        max: usize,
     ) -> Result<bool, WireError> {
         let count = patch_words(old, new);
-        if count == 0 || count > MAX_PATCH_WORDS {
+        if count == 0 || count > max.min(MAX_PATCH_WORDS) {
             return Ok(false);
         }
-        self.push_entry(pfn, ENTRY_PATCH)?;
+        self.push_pairs(pfn, ENTRY_PATCH, count, old, new)?;
+        Ok(true)
+    }
+
+    /// Appends an entry of `kind` with the `count` (index, value) pairs of
+    /// the words in which `new` differs from `base` (from a page of zeroes:
+    /// a sparse page; from the receiver's page: a patch).
+    fn push_pairs(
+        &mut self,
+        pfn: u64,
+        kind: u64,
+        count: usize,
+        base: &[u8; PAGE_SIZE],
+        new: &[u8; PAGE_SIZE],
+    ) -> Result<(), WireError> {
+        self.push_entry(pfn, kind)?;
         self.buf[self.len..self.len + SPARSE_COUNT_BYTES]
             .copy_from_slice(&(count as u16).to_le_bytes());
         self.len += SPARSE_COUNT_BYTES;
-        for (index, (a, b)) in old.chunks_exact(8).zip(new.chunks_exact(8)).enumerate() {
+        for (index, (a, b)) in base.chunks_exact(8).zip(new.chunks_exact(8)).enumerate() {
             if a != b {
                 let pair = &mut self.buf[self.len..self.len + SPARSE_PAIR_LEN];
                 pair[..2].copy_from_slice(&(index as u16).to_le_bytes());
@@ -758,7 +763,7 @@ impl<'b> BatchWriter<'b> {
             }
         }
         self.last_data = None;
-        Ok(true)
+        Ok(())
     }
 
     /// Writes the header and returns the whole record's bytes.

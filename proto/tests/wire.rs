@@ -323,11 +323,19 @@ fn patches_round_trip() {
 
     let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
     let mut w = BatchWriter::new(&mut buf, 2).unwrap();
-    assert_eq!(w.push_patch(5, &old, &new), Ok(true));
-    assert_eq!(w.push_patch(6, &[0u8; PAGE_SIZE], &most), Ok(true));
-    // Nothing changed, or too much: nothing is written.
-    assert_eq!(w.push_patch(7, &old, &old), Ok(false));
-    assert_eq!(w.push_patch(8, &[0u8; PAGE_SIZE], &many), Ok(false));
+    assert_eq!(w.push_patch(5, &old, &new, MAX_PATCH_WORDS), Ok(true));
+    assert_eq!(
+        w.push_patch(6, &[0u8; PAGE_SIZE], &most, MAX_PATCH_WORDS),
+        Ok(true)
+    );
+    // Nothing changed, too much, or more than the caller's limit: nothing
+    // is written.
+    assert_eq!(w.push_patch(9, &old, &new, 2), Ok(false));
+    assert_eq!(w.push_patch(7, &old, &old, MAX_PATCH_WORDS), Ok(false));
+    assert_eq!(
+        w.push_patch(8, &[0u8; PAGE_SIZE], &many, MAX_PATCH_WORDS),
+        Ok(false)
+    );
     assert_eq!(w.count(), 2);
     let rec = w.finish(0).unwrap().to_vec();
     let b = PageBatch::decode(&rec[HEADER_LEN..]).unwrap();
@@ -376,10 +384,13 @@ fn patches_are_validated() {
     let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
     let mut w = BatchWriter::new(&mut buf, 0).unwrap();
     for i in 0..MAX_BATCH_PAGES as u64 {
-        assert_eq!(w.push_patch(i, &[0u8; PAGE_SIZE], &most), Ok(true));
+        assert_eq!(
+            w.push_patch(i, &[0u8; PAGE_SIZE], &most, MAX_PATCH_WORDS),
+            Ok(true)
+        );
     }
     assert_eq!(
-        w.push_patch(99, &[0u8; PAGE_SIZE], &most),
+        w.push_patch(99, &[0u8; PAGE_SIZE], &most, MAX_PATCH_WORDS),
         Err(WireError::NoSpace)
     );
     assert!(w.finish(0).unwrap().len() <= HEADER_LEN + MAX_PAYLOAD);

@@ -135,7 +135,7 @@ impl Outbox {
         let mut w = BatchWriter::new(&mut buf, 0).expect("the buffer holds a batch");
         let mut page = [0u8; PAGE_SIZE];
         page[8] = 1;
-        w.push_patch(pfn, &[0u8; PAGE_SIZE], &page)
+        w.push_patch(pfn, &[0u8; PAGE_SIZE], &page, 1)
             .expect("one page fits a batch");
         let n = w.finish_len(self.tx.take()).expect("a batch has pages");
         buf.truncate(n);
