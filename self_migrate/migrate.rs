@@ -180,6 +180,11 @@ fn present_token<'s>(
 /// How long the commit may take to reach the target's TCP.
 const COMMIT_ACK_TIMEOUT_MS: u32 = 2_000;
 
+/// How long this VM stays idle after the commit, out of the way of the
+/// target's resume, before it finishes its own and powers off (see
+/// [`commit`]). Well over the jump and the resume under an emulator.
+const LINGER_MS: u32 = 300;
+
 /// Pages the staging buffer holds (32 MiB). A workload that falls behind
 /// its own pace while the migration thread has the CPU catches up in a
 /// burst (the bench's dirtiers do): 16 MiB overflowed in 3 of 24 dirty50
@@ -487,6 +492,14 @@ fn heavy_dirtiers(tracker: &PageTracker) -> Result<KVVec<*mut bindings::mm_struc
 
 /// The target holds the complete image: commit, and stop for good. `log`
 /// runs once this guest is whole again (its own log lines go out then).
+///
+/// Everything this VM does after the commit is work for nothing, and may be
+/// work taken from the target: two VMs of one host share its CPUs, and the
+/// target is resuming the guest right then (the jump and the image's resume
+/// take tens of milliseconds under an emulator). So this VM waits for its
+/// TCP to have the commit acknowledged, then stays idle for
+/// [`LINGER_MS`] before the rest of its own resume (devices thawed, CPUs
+/// online, log lines through the console) and the power-off.
 fn commit(
     chan: &mut Channel<'_, '_>,
     stream: &TcpStream,
@@ -495,13 +508,13 @@ fn commit(
     log: impl FnOnce(),
 ) -> Result<(), Failure> {
     chan.send(RecordKind::Commit, &info.encode())?;
-    // The rest of this guest's own resume was left for now, while the
-    // target resumes the image: devices thawed, CPUs online, log lines.
-    drop(thaw);
-    log();
     // From the moment the commit reaches the target, the guest lives there.
     // Wait until its TCP has it, then power off, whatever happens.
-    if stream.wait_acked(COMMIT_ACK_TIMEOUT_MS).is_err() {
+    let acked = stream.wait_acked(COMMIT_ACK_TIMEOUT_MS).is_ok();
+    sleep_ms(LINGER_MS);
+    drop(thaw);
+    log();
+    if !acked {
         pr_warn!("commit not acknowledged in time; powering off anyway (never both running)\n");
     }
     pr_info!("committed; this VM powers off, the guest continues on the target\n");
