@@ -97,6 +97,13 @@ fn receive(stream: &TcpStream, watch: Option<&Watch>) -> Result<(), Failure> {
     result
 }
 
+/// This target's share of a downtime for the source's policy: what the
+/// rehearsal of the jump and the image's resume took, in microseconds.
+fn fixed_us() -> u32 {
+    let us = control::with(|c| c.counters.rehearsal_us).unwrap_or(0);
+    us.min(u64::from(u32::MAX)) as u32
+}
+
 /// Sets the admission session up and runs it.
 fn with_session(
     stream: &TcpStream,
@@ -122,7 +129,10 @@ fn with_session(
         unix_now(),
         salt,
     )
-    .map_err(|_| Failure::new(EINVAL, "cannot start an admission session"))?;
+    .map_err(|_| Failure::new(EINVAL, "cannot start an admission session"))?
+    // What the rehearsal at `enable` measured (0 when it was skipped):
+    // the source's convergence policy counts it in the downtime.
+    .with_fixed_us(fixed_us());
     let mut receiver = Receiver {
         stream,
         local,

@@ -126,6 +126,12 @@ pub(crate) struct Extra {
     pub(crate) rehearsal_us: u64,
     /// Of which interrupts were off (the system core's suspend and resume).
     pub(crate) rehearsal_core_us: u64,
+    /// The target's rehearsal, as it said on accepting the hello (0: not
+    /// measured).
+    pub(crate) target_rehearsal_us: u64,
+    /// The fixed part of the downtime the convergence policy counts: both
+    /// rehearsals.
+    pub(crate) downtime_fixed_us: u64,
     /// Page hashes sent for the target to verify (`verify=1`); on the
     /// target, pages it verified.
     pub(crate) verify_pages: u64,

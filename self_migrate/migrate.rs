@@ -203,7 +203,7 @@ fn session(
     desc: &MachineDesc,
     req: &Request,
 ) -> Result<i64, Failure> {
-    admit(chan, desc)?;
+    let target_us = u64::from(admit(chan, desc)?);
     // A device the checkpoint would leave broken, here or on the target.
     if !devices::virtio_pm_ok("cannot migrate") {
         return Err(Failure::new(
@@ -260,11 +260,17 @@ fn session(
         STAGING_PAGES as u64,
     )
     .with_settle(throttle::SETTLE_NS);
+    policy.set_fixed_us(target_us);
+    control::update(|_, x| {
+        x.target_rehearsal_us = target_us;
+        x.downtime_fixed_us = target_us;
+    });
     let mut throttle = Throttle::new().context("cannot allocate the throttle")?;
     let mut round = 0;
     loop {
         if round == 1 && req.rehearse {
-            rehearse()?;
+            policy.set_fixed_us(target_us + rehearse()?);
+            control::update(|_, x| x.downtime_fixed_us = policy.fixed_us());
         }
         let (t0, bytes0) = (now_ns(), chan.bytes_sent);
         let sent = precopy::round(chan, desc, &mut tracker, &mut packer, &mut buf, round)?;
@@ -416,14 +422,17 @@ fn session(
 /// found before the guest stops, and the pages it dirties, the ones the
 /// checkpoint will dirty again, are sent in a later round and kept for
 /// patches (see `resent`).
-fn rehearse() -> Result<(), Failure> {
+///
+/// Returns how long it took, in microseconds: the source's share of the
+/// downtime's fixed part (see `converge`).
+fn rehearse() -> Result<u64, Failure> {
     let times = checkpoint::rehearse()?;
     times.log("the checkpoint");
     control::update(|_, x| {
         x.rehearsal_us = times.total();
         x.rehearsal_core_us = times.core;
     });
-    Ok(())
+    Ok(times.total())
 }
 
 /// Logs what a pre-copy round measured and what the policy made of it.
@@ -444,7 +453,7 @@ fn log_round(round: u32, r: &converge::Round, policy: &Convergence, decision: De
         }
     };
     pr_info!(
-        "round {}: {} of {} pages checked sent ({} KiB) in {} ms, {} ms of it on pages; {} pages/s dirtied, {} pages/s checked; about {} pages pending, {} ms to check and send: {}\n",
+        "round {}: {} of {} pages checked sent ({} KiB) in {} ms, {} ms of it on pages; {} pages/s dirtied, {} pages/s checked; about {} pages pending, {} ms to check and send, {} ms downtime expected: {}\n",
         round,
         r.pages,
         r.checked,
@@ -454,6 +463,7 @@ fn log_round(round: u32, r: &converge::Round, policy: &Convergence, decision: De
         policy.dirty_rate,
         policy.page_rate,
         policy.pending,
+        policy.expected_us.saturating_sub(policy.fixed_us()) / 1000,
         policy.expected_us / 1000,
         next
     );
@@ -717,8 +727,9 @@ fn finish(
 
 /// Presents the machine description and waits for the target's verdict:
 /// a hello reply, or a sealed abort saying why not (another shape, a guest
-/// larger than the grant).
-fn admit(chan: &mut Channel<'_, '_>, desc: &MachineDesc) -> Result<(), Failure> {
+/// larger than the grant). Returns the target's share of a downtime as its
+/// rehearsal measured it, in microseconds (0: not measured).
+fn admit(chan: &mut Channel<'_, '_>, desc: &MachineDesc) -> Result<u32, Failure> {
     chan.send(RecordKind::Hello, &desc.encode())?;
     let (header, payload) = chan.recv()?;
     match header.kind {
@@ -726,7 +737,7 @@ fn admit(chan: &mut Channel<'_, '_>, desc: &MachineDesc) -> Result<(), Failure> 
             let reply = HelloReply::decode(payload)
                 .map_err(|e| Failure::new(errno(e.errno()), e.as_str()))?;
             match reply.status {
-                Refusal::Accepted => Ok(()),
+                Refusal::Accepted => Ok(reply.detail),
                 _ => Err(Failure::new(
                     errno(uapi::EREMOTEIO),
                     "target refused the hello",

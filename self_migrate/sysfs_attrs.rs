@@ -156,6 +156,10 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
     out.line(format_args!("checkpoint_us: {}", x.checkpoint_us))?;
     out.line(format_args!("rehearsal_us: {}", x.rehearsal_us))?;
     out.line(format_args!("rehearsal_core_us: {}", x.rehearsal_core_us))?;
+    out.line(format_args!(
+        "target_rehearsal_us: {}",
+        x.target_rehearsal_us
+    ))?;
     out.line(format_args!("verify_pages: {}", x.verify_pages))?;
     out.line(format_args!("units_paid: {}", x.units_paid))?;
     out.line(format_args!("refusal_code: {}", x.refusal))?;
@@ -190,6 +194,7 @@ fn stats_show(out: &mut ShowBuf<'_>) -> Result {
         "expected_downtime_us: {}",
         s.expected_downtime_us
     ))?;
+    out.line(format_args!("downtime_fixed_us: {}", x.downtime_fixed_us))?;
     out.line(format_args!("downtime_us: {}", s.downtime_us))?;
     let d = &x.downtime;
     out.line(format_args!("downtime_checkpoint_us: {}", d.checkpoint_us))?;

@@ -533,6 +533,9 @@ where
     tx: Sequence,
     pending: Option<[u8; HEADER_LEN]>,
     session: Option<Session<S>>,
+    /// This target's share of a downtime, as its rehearsal measured it
+    /// (microseconds; 0: not measured), told the source on acceptance.
+    fixed_us: u32,
 }
 
 impl<'a, P, S, H, R> Admission<'a, P, S, H, R>
@@ -588,7 +591,16 @@ where
             tx: Sequence::new(),
             pending: None,
             session: None,
+            fixed_us: 0,
         })
+    }
+
+    /// Tells the source, on accepting its hello, that this target's share
+    /// of the downtime is about `us` microseconds (what its rehearsal of the
+    /// jump and the image's resume took), for its convergence policy.
+    pub fn with_fixed_us(mut self, us: u32) -> Self {
+        self.fixed_us = us;
+        self
     }
 
     /// Where the session is.
@@ -862,7 +874,7 @@ where
         }
         let accepted = HelloReply {
             status: Refusal::Accepted,
-            detail: 0,
+            detail: self.fixed_us,
         }
         .encode();
         reply.len = self.seal_into(RecordKind::HelloReply, &accepted, &mut reply.buf)?;

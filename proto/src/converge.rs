@@ -37,14 +37,24 @@
 //!   most that scaled by the ratio of the durations. The policy takes that
 //!   upper bound.
 //!
-//! The *expected downtime* is the pending pages at the cost of a page.
-//! Pre-copy stops when that fits `max_downtime_ms` and the pages fit
-//! comfortably (half) in the staging buffer the checkpoint copies them
-//! into, or when a round found nothing changed; but not within the settle
-//! time after a throttling ([`Convergence::with_settle`]).
+//! The *expected downtime* is the pending pages at the cost of a page,
+//! plus the *fixed part*: what stopping and resuming the guest costs
+//! whatever the pages, as measured by the rehearsals of both sides (the
+//! source's checkpoint without the copy, the target's freeze and restore of
+//! its devices; see [`Convergence::set_fixed_us`]). Without it, a guest
+//! whose pending pages alone fit checkpointed with a thousand of them and
+//! stayed stopped half as long again as the limit (the bench's 50 MB/s
+//! dirtier under an emulator, where the fixed part is most of the limit).
+//! Pre-copy stops when the expected downtime fits `max_downtime_ms` and the
+//! pages fit comfortably (half) in the staging buffer the checkpoint copies
+//! them into, or when a round found nothing changed; but not within the
+//! settle time after a throttling ([`Convergence::with_settle`]).
 //!
 //! A round is *not converging* when the dirty rate is at least 80% of the
-//! page rate, or when it checked no fewer pages than the round before. Then,
+//! page rate, or when it checked at least 90% as many pages as the fewest
+//! any round since the first checked: a guest whose pending pages go up and
+//! down around a floor makes no progress, although some rounds check fewer
+//! pages than the one before. Then,
 //! with `auto_converge` on, the caller throttles the heaviest dirtiers (but
 //! not again within the settle time of the last throttling: the rounds in
 //! between still see the writes from before it took effect, and the burst
@@ -156,6 +166,10 @@ pub struct Convergence {
     last: Round,
     /// Rounds in a row without progress.
     stalled: u32,
+    /// The fewest pages a round after the first checked.
+    fewest: u64,
+    /// The fixed part of the downtime, nanoseconds.
+    fixed_ns: u64,
     /// Whether the last round's pending pages fit the downtime limit and
     /// the staging buffer.
     fits: bool,
@@ -167,7 +181,8 @@ pub struct Convergence {
     pub dirty_rate: u64,
     /// Pages that would be dirty if the guest stopped now (upper bound).
     pub pending: u64,
-    /// Expected transfer downtime if the guest stopped now, microseconds.
+    /// Expected downtime if the guest stopped now (the fixed part and the
+    /// pending pages), microseconds.
     pub expected_us: u64,
     /// Why pre-copy ended, once it has.
     pub ended: Option<End>,
@@ -202,6 +217,8 @@ impl Convergence {
             work_ns: 0,
             last: Round::default(),
             stalled: 0,
+            fewest: u64::MAX,
+            fixed_ns: 0,
             fits: false,
             bandwidth: 0,
             page_rate: 0,
@@ -224,6 +241,21 @@ impl Convergence {
     pub fn with_settle(mut self, ns: u64) -> Self {
         self.settle_ns = ns;
         self
+    }
+
+    /// The fixed part of the downtime: what the source's rehearsal took and
+    /// what the target said its own took (0 when it did not say), in
+    /// microseconds. Both rehearsals run cold; under an emulator, which
+    /// translates code the first time it runs, they take about twice what
+    /// the same steps take in the downtime, so the estimate errs towards
+    /// fewer pending pages, hence a shorter downtime.
+    pub fn set_fixed_us(&mut self, us: u64) {
+        self.fixed_ns = us.saturating_mul(1000);
+    }
+
+    /// The fixed part of the downtime, microseconds.
+    pub fn fixed_us(&self) -> u64 {
+        self.fixed_ns / 1000
     }
 
     /// The dirtiers were throttled (harder): waits the settle time again.
@@ -304,9 +336,12 @@ impl Convergence {
         // Pages written during this round: at most what this round checked
         // if it was the shorter one, else that scaled by the durations.
         self.pending = Self::scale(r.checked, r.ns.max(previous.ns), previous.ns);
+        let fewest = self.fewest;
+        self.fewest = fewest.min(r.checked);
         let transfer_ns = Self::scale(self.pending, self.work_ns, self.work_pages);
-        self.expected_us = transfer_ns / 1000;
-        self.fits = transfer_ns <= self.max_downtime_ns && self.pending <= self.max_pending;
+        let expected_ns = transfer_ns.saturating_add(self.fixed_ns);
+        self.expected_us = expected_ns / 1000;
+        self.fits = expected_ns <= self.max_downtime_ns && self.pending <= self.max_pending;
         let capped = round >= MAX_ROUNDS || total_bytes >= self.max_bytes;
         self.deferred = (self.fits || r.pages == 0) && self.settle_left > 0 && !capped;
         self.held_off = false;
@@ -317,8 +352,7 @@ impl Convergence {
             return Decision::Checkpoint;
         }
         let outrun = self.dirty_rate.saturating_mul(10) >= self.page_rate.saturating_mul(8);
-        let no_progress =
-            round >= 2 && r.checked.saturating_mul(10) >= previous.checked.saturating_mul(9);
+        let no_progress = round >= 2 && r.checked.saturating_mul(10) >= fewest.saturating_mul(9);
         if !(outrun || no_progress) {
             self.stalled = 0;
             return Decision::Continue;

@@ -858,7 +858,9 @@ impl Refusal {
 pub struct HelloReply {
     /// Verdict.
     pub status: Refusal,
-    /// Detail code (a [`super::machine::Mismatch`] value on mismatch).
+    /// Detail: on acceptance, the target's share of a downtime in
+    /// microseconds as its rehearsal measured it (0: not measured); on a
+    /// mismatch, a [`super::machine::Mismatch`] value.
     pub detail: u32,
 }
 

@@ -35,7 +35,7 @@ fn a_valid_migration_is_admitted_and_completes() {
     let (_, records) = valid_stream(&token, &bytes);
     let mut loader = Loader::new(8);
     let stream: Vec<u8> = records.concat();
-    let mut adm = loader.admission(NOW);
+    let mut adm = loader.admission(NOW).with_fixed_us(23_456);
     assert_eq!(adm.phase(), Phase::AwaitToken);
     let (seen, replies) = feed(&mut adm, &stream);
     assert_eq!(adm.phase(), Phase::Done);
@@ -76,7 +76,10 @@ fn a_valid_migration_is_admitted_and_completes() {
     assert_eq!(tr.salt, TARGET_SALT);
     let (h, p) = check.open(&replies[1]);
     assert_eq!(h.kind, RecordKind::HelloReply);
-    assert_eq!(HelloReply::decode(&p).unwrap().status, Refusal::Accepted);
+    let hello = HelloReply::decode(&p).unwrap();
+    assert_eq!(hello.status, Refusal::Accepted);
+    // With the target's share of the downtime, for the source's policy.
+    assert_eq!(hello.detail, 23_456);
 
     // The loader's own records are sealed for the source too.
     let mut out = [0u8; 64];

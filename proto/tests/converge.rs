@@ -198,6 +198,84 @@ fn a_floor_nothing_can_throttle_ends_pre_copy() {
 }
 
 #[test]
+fn the_fixed_part_counts_against_the_limit() {
+    let mut p = after_round0(true);
+    // Rehearsals of both sides took 35 ms together.
+    p.set_fixed_us(35_000);
+    assert_eq!(p.fixed_us(), 35_000);
+    p.after_round(1, round(3_000, 120 * MS, 20), 110 << 20);
+    // 1,000 pages at 20 µs are 20 ms: they alone fit, not with the 35.
+    assert_ne!(
+        p.after_round(2, round(1_000, 100 * MS, 20), 111 << 20),
+        Decision::Checkpoint
+    );
+    assert_eq!(p.expected_us, 55_000);
+    assert_eq!(p.ended, None);
+    // 500 pages: 10 + 35 ms.
+    assert_eq!(
+        p.after_round(3, round(500, 60 * MS, 20), 112 << 20),
+        Decision::Checkpoint
+    );
+    assert!(
+        (45_000..45_100).contains(&p.expected_us),
+        "{}",
+        p.expected_us
+    );
+    assert_eq!(p.ended, Some(End::Fits));
+}
+
+#[test]
+fn a_fixed_part_over_the_limit_throttles_to_the_floor() {
+    let mut p = after_round0(true);
+    p.set_fixed_us(60_000);
+    p.after_round(1, round(2_000, 100 * MS, 20), 110 << 20);
+    // Nothing fits; the dirtier's rounds stall: throttle it.
+    assert_eq!(
+        p.after_round(2, round(1_900, 100 * MS, 20), 111 << 20),
+        Decision::Throttle
+    );
+    // Throttled as hard as it goes, what is left is a floor.
+    let floor = |pages| Round {
+        dirtiers: 0,
+        ..round(pages, 30 * MS, 20)
+    };
+    let mut d = Decision::Continue;
+    for (k, pages) in [(3, 300), (4, 280), (5, 290), (6, 285)] {
+        d = p.after_round(k, floor(pages), 112 << 20);
+    }
+    assert_eq!(d, Decision::Floor);
+    assert_eq!(p.ended, Some(End::Floor));
+}
+
+#[test]
+fn progress_is_a_new_low() {
+    let mut p = after_round0(false);
+    p.set_fixed_us(30_000);
+    let floor = |pages| Round {
+        dirtiers: 0,
+        ..round(pages, 70 * MS, 100)
+    };
+    p.after_round(1, floor(700), 110 << 20);
+    // Up and down around 400 pages (68-82 ms with the fixed part): each
+    // down round checks fewer than the round before, none 10% fewer than
+    // the first 400.
+    let mut decisions = Vec::new();
+    for (k, pages) in [(2, 400), (3, 500), (4, 380), (5, 520), (6, 390)] {
+        decisions.push(p.after_round(k, floor(pages), 120 << 20));
+    }
+    assert_eq!(
+        decisions,
+        [
+            Decision::Continue,
+            Decision::Continue,
+            Decision::Continue,
+            Decision::Floor,
+            Decision::Floor
+        ]
+    );
+}
+
+#[test]
 fn writes_a_live_round_sent_as_they_were_still_count() {
     // From a bench run: round 1 sent the dirtier's whole 256 MiB in 2.5 s
     // while it wrote about 30,000 of its pages, mostly just before the walk
