@@ -24,3 +24,21 @@ pub(crate) fn sleep_ms(ms: u32) {
     // SAFETY: `msleep` may sleep, which the contract above allows.
     unsafe { bindings::msleep(ms) }
 }
+
+/// Sleeps between `min_us` and `max_us` microseconds on a high-resolution
+/// timer (`usleep_range`): `msleep` rounds up to whole jiffies, 4-8 ms at
+/// `HZ=250`.
+///
+/// Process context only, as [`sleep_ms`].
+#[allow(dead_code)]
+pub(crate) fn sleep_us(min_us: u32, max_us: u32) {
+    // SAFETY: `usleep_range_state` may sleep, which the contract above
+    // allows; an uninterruptible sleep is what `usleep_range` does.
+    unsafe {
+        bindings::usleep_range_state(
+            min_us as usize,
+            max_us.max(min_us) as usize,
+            bindings::TASK_UNINTERRUPTIBLE,
+        )
+    }
+}

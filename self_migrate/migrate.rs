@@ -12,7 +12,7 @@ use crate::announce;
 use crate::bindings;
 use crate::channel::{refusal, Channel, Wallet};
 use crate::checkpoint::{self, Mark, Outcome, Thaw};
-use crate::clock::{now_ns, sleep_ms};
+use crate::clock::{now_ns, sleep_ms, sleep_us};
 use crate::control::{self, Request, Tracker};
 use crate::cpu_context;
 use crate::crypto::{random_bytes, Gcm, Sha256};
@@ -180,6 +180,10 @@ fn present_token<'s>(
 /// How long the commit may take to reach the target's TCP.
 const COMMIT_ACK_TIMEOUT_MS: u32 = 2_000;
 
+/// How long pre-copy's thread sleeps before each checkpoint attempt (a
+/// range, in microseconds, for the high-resolution timer; see `session`).
+const CATCH_UP_US: (u32, u32) = (500, 1000);
+
 /// How long this VM stays idle after the commit, out of the way of the
 /// target's resume, before it finishes its own and powers off (see
 /// [`commit`]). Well over the jump and the resume under an emulator.
@@ -331,6 +335,10 @@ fn session(
             s.state = State::Checkpoint;
             x.attempts = attempt;
         });
+        // The guest's tasks had little of the CPU in the round just ended:
+        // let them answer what they received meanwhile, so that the outage
+        // its peers see starts with the checkpoint, not before it.
+        sleep_us(CATCH_UP_US.0, CATCH_UP_US.1);
         // The fence stays up from the checkpoint until the migration ends.
         let fence = Fence::install(stream.sk()).context("cannot install the output fence")?;
         handoff.iter_mut().for_each(|b| *b = 0);
