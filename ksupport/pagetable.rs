@@ -89,7 +89,6 @@ pub(crate) struct Leaf<'a> {
     #[allow(dead_code, reason = "used by self_migrate only")]
     pub(crate) table: u64,
     /// Where it maps, as a linear index (see the module documentation).
-    #[allow(dead_code, reason = "used by inflate_loader only")]
     pub(crate) addr: u64,
 }
 

@@ -28,7 +28,7 @@ use crate::live_nic::LiveNics;
 use crate::page_hash::page_hash;
 use crate::paging::{DirtyMap, Found};
 use crate::pm::{self, Msg};
-use crate::precopy::{direct_map_page, RamWalk};
+use crate::precopy::{direct_map_page, CandidateWalk, RamWalk};
 use crate::proto::handoff::tsc_delta_us;
 use crate::proto::machine::MachineDesc;
 use crate::rehearsal;
@@ -261,55 +261,40 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
             (&mut *job.pcp_free as *mut DirtyMap).cast(),
         )
     };
-    for pfn in RamWalk::new(job.desc) {
-        if job.tracker.is_excluded(pfn) {
-            continue;
-        }
-        if job.pcp_free.test(pfn) {
-            // Free, on a per-CPU list: no part of the image, as the
-            // buddy allocator's free blocks the walk skips are not (the
-            // image's kernel hands it out as it is, whatever it holds).
-            job.pcp_skipped += 1;
-            continue;
-        }
-        // A page without references that is on no free list: another page
-        // of a multi-page allocation, or one on its way to being freed.
-        // Its last writes may have gone through a user mapping torn down
-        // since, taking the Dirty bit along. Hash such pages too.
-        let candidate = job.tracker.candidate(pfn) || crate::shim::page_unreferenced(pfn);
-        if !candidate && job.verify.is_none() {
-            continue;
-        }
-        let Some(page) = direct_map_page(pfn) else {
-            continue;
-        };
-        let mut hash = page_hash(page);
-        job.hashed += 1;
-        if !candidate && job.tracker.changed_hash(pfn, hash) {
-            // Verify mode hashes every page: a page the paging tracker did
-            // not mark, changed since it was sent, is a miss. The target's
-            // verification will refuse the image; count it and say where.
-            if (job.misses as usize) < job.missed.len() {
-                job.missed[job.misses as usize] = pfn;
+    // The candidates: the tracker's, and the unreferenced pages, which it
+    // keeps track of or, if it cannot, each frame is asked about. Without
+    // verify=1 only they are visited; with it every frame is, and a
+    // changed page that is not a candidate counts as a miss: the same set
+    // either way, so that verify=1 checks what production does.
+    let known = job.tracker.tracks_unreferenced();
+    let candidate = |tracker: &Tracker, pfn| {
+        tracker.candidate(pfn)
+            || match known {
+                true => tracker.unreferenced(pfn),
+                false => crate::shim::page_unreferenced(pfn),
             }
-            job.misses += 1;
-        }
-        if candidate && job.tracker.changed_hash(pfn, hash) {
-            if !job.staging.push(pfn, page) {
-                return ENOSPC.to_errno() as i64;
-            }
-            job.kinds[crate::shim::page_kind(pfn)] += 1;
-            job.kept +=
-                u64::from(job.tracker.kept_only(pfn) && !crate::shim::page_unreferenced(pfn));
-            // What goes to the target is the copy, and a page can change
-            // between hash and copy even here: this thread's own stack
-            // page below the stack pointer. Verify against the copy.
-            if job.verify.is_some() {
-                hash = job.staging.last().map_or(hash, page_hash);
+    };
+    if job.verify.is_none() && known {
+        let mut walk = CandidateWalk::new(job.desc).with_unreferenced();
+        while let Some(pfn) = walk.next(job.tracker) {
+            let is = candidate(job.tracker, pfn);
+            if let Err(e) = copy_frame(job, pfn, is) {
+                return e;
             }
         }
-        if let Some(verify) = job.verify.as_deref_mut() {
-            verify.set(pfn, hash);
+    } else {
+        for pfn in RamWalk::new(job.desc) {
+            if job.tracker.is_excluded(pfn) {
+                continue;
+            }
+            if job.pcp_free.test(pfn) {
+                job.pcp_skipped += 1;
+                continue;
+            }
+            let is = candidate(job.tracker, pfn);
+            if let Err(e) = copy_frame(job, pfn, is) {
+                return e;
+            }
         }
     }
     for i in 0..job.missed.len().min(job.misses as usize) {
@@ -317,6 +302,57 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
     }
     job.step(Step::Copied);
     0
+}
+
+/// The checkpoint's work on one frame of RAM the walk reached: skipped if
+/// excluded or free on a per-CPU list; else hashed if it is a `candidate`
+/// or verify mode hashes every page, and staged if it changed since it was
+/// sent. Returns a negative errno if the staging buffer is full.
+fn copy_frame(job: &mut CopyJob<'_>, pfn: u64, candidate: bool) -> Result<(), i64> {
+    if job.tracker.is_excluded(pfn) {
+        return Ok(());
+    }
+    if job.pcp_free.test(pfn) {
+        // Free, on a per-CPU list: no part of the image, as the buddy
+        // allocator's free blocks the walks skip are not (the image's
+        // kernel hands it out as it is, whatever it holds).
+        job.pcp_skipped += 1;
+        return Ok(());
+    }
+    if !candidate && job.verify.is_none() {
+        return Ok(());
+    }
+    let Some(page) = direct_map_page(pfn) else {
+        return Ok(());
+    };
+    let mut hash = page_hash(page);
+    job.hashed += 1;
+    if !candidate && job.tracker.changed_hash(pfn, hash) {
+        // Verify mode hashes every page: a page the paging tracker did not
+        // mark, changed since it was sent, is a miss. The target's
+        // verification will refuse the image; count it and say where.
+        if (job.misses as usize) < job.missed.len() {
+            job.missed[job.misses as usize] = pfn;
+        }
+        job.misses += 1;
+    }
+    if candidate && job.tracker.changed_hash(pfn, hash) {
+        if !job.staging.push(pfn, page) {
+            return Err(ENOSPC.to_errno() as i64);
+        }
+        job.kinds[crate::shim::page_kind(pfn)] += 1;
+        job.kept += u64::from(job.tracker.kept_only(pfn) && !crate::shim::page_unreferenced(pfn));
+        // What goes to the target is the copy, and a page can change
+        // between hash and copy even here: this thread's own stack page
+        // below the stack pointer. Verify against the copy.
+        if job.verify.is_some() {
+            hash = job.staging.last().map_or(hash, page_hash);
+        }
+    }
+    if let Some(verify) = job.verify.as_deref_mut() {
+        verify.set(pfn, hash);
+    }
+    Ok(())
 }
 
 /// Marks in the [`DirtyMap`] behind `data` the frames of one block on a

@@ -43,6 +43,7 @@ mod live_nic;
 mod lz4;
 #[path = "../ksupport/machine.rs"]
 mod machine;
+mod memmap;
 mod migrate;
 #[path = "../ksupport/miscdev.rs"]
 mod miscdev;

@@ -103,6 +103,34 @@ impl DirtyMap {
         self.update_range(start, end, |w, mask| *w &= !mask);
     }
 
+    /// Sets the marks of the `count` frames from `pfn` (at most 64) to the
+    /// bits of `bits` (bit 0: `pfn`), clipped to the map.
+    pub(crate) fn assign(&mut self, pfn: u64, count: u32, bits: u64) {
+        let count = u64::from(count.min(64));
+        let (first, shift) = ((pfn / 64) as usize, pfn % 64);
+        let valid = match count {
+            64 => u64::MAX,
+            n => (1u64 << n) - 1,
+        };
+        let bits = bits & valid;
+        // The frames straddle at most two words.
+        if let Some(w) = self.words.get_mut(first) {
+            *w = (*w & !(valid << shift)) | (bits << shift);
+        }
+        if shift > 0 && count > 64 - shift {
+            if let Some(w) = self.words.get_mut(first + 1) {
+                *w = (*w & !(valid >> (64 - shift))) | (bits >> (64 - shift));
+            }
+        }
+        // Frames beyond the map are not marked.
+        let tail = self.frames % 64;
+        if pfn + count > self.frames && tail != 0 {
+            if let Some(w) = self.words.get_mut((self.frames / 64) as usize) {
+                *w &= (1u64 << tail) - 1;
+            }
+        }
+    }
+
     /// Clears the mark of `pfn`.
     pub(crate) fn unmark(&mut self, pfn: u64) {
         if let Some(w) = self.words.get_mut((pfn / 64) as usize) {

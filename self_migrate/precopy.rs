@@ -108,6 +108,9 @@ pub(crate) struct CandidateWalk<'a> {
     skip_to: u64,
     /// Candidates skipped so far because they were free.
     pub(crate) free: u64,
+    /// Whether the frames the tracker knows to be unreferenced are
+    /// candidates too (the checkpoint's walk).
+    unreferenced: bool,
 }
 
 impl<'a> CandidateWalk<'a> {
@@ -122,7 +125,15 @@ impl<'a> CandidateWalk<'a> {
             base: 0,
             skip_to: 0,
             free: 0,
+            unreferenced: false,
         }
+    }
+
+    /// The checkpoint's walk: the candidates and the frames the tracker
+    /// knows to be unreferenced (see [`Tracker::unreferenced`]).
+    pub(crate) fn with_unreferenced(mut self) -> Self {
+        self.unreferenced = true;
+        self
     }
 
     /// The next candidate, as `tracker` marks them now.
@@ -134,6 +145,9 @@ impl<'a> CandidateWalk<'a> {
                     return None;
                 }
                 self.bits = tracker.candidates(self.word);
+                if self.unreferenced {
+                    self.bits |= tracker.unreferenced_word(self.word);
+                }
                 self.word += 1;
             }
             let pfn = self.base + u64::from(self.bits.trailing_zeros());

@@ -70,6 +70,32 @@ bool selfmig_page_unreferenced(unsigned long pfn)
 }
 
 /*
+ * Of the count frames from pfn (at most 64), those selfmig_page_unreferenced()
+ * holds for, one bit each (bit 0: pfn).
+ */
+unsigned long long selfmig_unreferenced_mask(unsigned long pfn, unsigned int count)
+{
+	unsigned long long mask = 0;
+	unsigned int i;
+
+	for (i = 0; i < count && i < 64; i++)
+		if (selfmig_page_unreferenced(pfn + i))
+			mask |= 1ULL << i;
+	return mask;
+}
+
+/*
+ * Where pfn's struct page is in the memory map's linear mapping (vmemmap),
+ * or 0 without one (the memory map is then reached through its sections).
+ */
+unsigned long selfmig_memmap_addr(unsigned long pfn)
+{
+	if (!IS_ENABLED(CONFIG_SPARSEMEM_VMEMMAP))
+		return 0;
+	return (unsigned long)pfn_to_page(pfn);
+}
+
+/*
  * What a frame holds, roughly, for the checkpoint's account of what it
  * staged: 0 other, 1 page table, 2 slab, 3 anonymous, 4 page cache,
  * 5 reserved (kernel image, memblock allocations such as the memory map),

@@ -7,6 +7,8 @@ unsigned long selfmig_free_block_pages(unsigned long pfn);
 unsigned long selfmig_free_block_end(unsigned long pfn);
 unsigned long selfmig_kaddr_to_pfn(const void *addr);
 bool selfmig_page_unreferenced(unsigned long pfn);
+unsigned long long selfmig_unreferenced_mask(unsigned long pfn, unsigned int count);
+unsigned long selfmig_memmap_addr(unsigned long pfn);
 int selfmig_page_kind(unsigned long pfn);
 struct net_device;
 void selfmig_dev_put(struct net_device *dev);

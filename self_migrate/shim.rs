@@ -49,6 +49,23 @@ pub(crate) fn page_unreferenced(pfn: u64) -> bool {
     unsafe { bindings::selfmig_page_unreferenced(pfn as _) }
 }
 
+/// Of the `count` frames from `pfn` (at most 64), those [`page_unreferenced`]
+/// holds for, one bit each (bit 0: `pfn`).
+pub(crate) fn unreferenced_mask(pfn: u64, count: u32) -> u64 {
+    // SAFETY: The helper accepts any pfn; it checks each page is online.
+    unsafe { bindings::selfmig_unreferenced_mask(pfn as _, count) }
+}
+
+/// Where `pfn`'s `struct page` is in the memory map's linear mapping
+/// (vmemmap), or `None` for a kernel without one.
+pub(crate) fn memmap_addr(pfn: u64) -> Option<u64> {
+    // SAFETY: The helper only computes an address (`pfn_to_page`).
+    match unsafe { bindings::selfmig_memmap_addr(pfn as _) } {
+        0 => None,
+        addr => Some(addr as u64),
+    }
+}
+
 /// The page frame of a kernel address in the linear map or vmalloc space.
 pub(crate) fn kaddr_to_pfn(addr: usize) -> u64 {
     // SAFETY: The helper only translates the address; callers pass

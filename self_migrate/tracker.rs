@@ -14,6 +14,7 @@
 //! (`tracker=paging`) only the *candidates* are hashed: frames marked by a
 //! harvest of the Dirty bits (see [`crate::paging`]) and frames never sent.
 
+use crate::memmap::MemmapIndex;
 use crate::page_hash::page_hash;
 use crate::paging::{DirtyMap, Found, Harvester};
 use crate::proto::machine::MachineDesc;
@@ -39,6 +40,53 @@ struct Paging {
     unsent: DirtyMap,
     /// Reads the Dirty bits.
     harvester: Harvester,
+    /// Frames whose page has no references and is on no free list, as of
+    /// the last harvest (see [`Tracker::unreferenced`]); valid once
+    /// `unref_known`.
+    unref: DirtyMap,
+    /// Whether every frame was asked once (after the first harvest).
+    unref_known: bool,
+    /// The memory map's frames, to ask again only the frames whose
+    /// `struct page` changed; `None`: the checkpoint asks every frame.
+    memmap: Option<MemmapIndex>,
+    /// The guest's RAM.
+    desc: MachineDesc,
+}
+
+impl Paging {
+    /// After a harvest into `dirty` (or a peek in the checkpoint, with
+    /// `live` false): brings `unref` up to date. The first time, live,
+    /// every frame is asked; then only the frames whose `struct page`s lie
+    /// in a memory-map frame the harvest marked, since a `struct page`
+    /// changes only through its mapping, whose Dirty bits the harvest
+    /// read.
+    fn refresh_unreferenced(&mut self, live: bool) {
+        let Some(index) = self.memmap.as_ref() else {
+            return;
+        };
+        if self.unref_known {
+            let (dirty, unref) = (&self.dirty, &mut self.unref);
+            index.for_each_described(
+                |frame| dirty.test(frame),
+                |pfn, count| unref.assign(pfn, count, shim::unreferenced_mask(pfn, count)),
+            );
+            return;
+        }
+        if !live {
+            return;
+        }
+        for range in self.desc.ranges() {
+            let mut pfn = range.start_pfn & !63;
+            while pfn < range.end_pfn() {
+                self.unref.assign(pfn, 64, shim::unreferenced_mask(pfn, 64));
+                pfn += 64;
+                if pfn % (64 * 64) == 0 {
+                    shim::cond_resched();
+                }
+            }
+        }
+        self.unref_known = true;
+    }
 }
 
 /// Per-page hashes, indexed by page frame number, and in paging mode the
@@ -67,6 +115,10 @@ impl Tracker {
                     kept: DirtyMap::new(end)?,
                     unsent,
                     harvester: Harvester::new(end)?,
+                    unref: DirtyMap::new(end)?,
+                    unref_known: false,
+                    memmap: MemmapIndex::new(desc),
+                    desc: *desc,
                 })
             }
             false => None,
@@ -91,7 +143,11 @@ impl Tracker {
     /// the dirty map. Does nothing for the hash tracker.
     pub(crate) fn harvest(&mut self) -> Result<Option<Found>> {
         match self.paging.as_mut() {
-            Some(p) => p.harvester.harvest(&mut p.dirty).map(Some),
+            Some(p) => {
+                let found = p.harvester.harvest(&mut p.dirty)?;
+                p.refresh_unreferenced(true);
+                Ok(Some(found))
+            }
             None => Ok(None),
         }
     }
@@ -106,6 +162,7 @@ impl Tracker {
                 for &table in self.owner_tables.iter() {
                     p.dirty.mark(table, 1);
                 }
+                p.refresh_unreferenced(false);
                 Ok(Some(found))
             }
             None => Ok(None),
@@ -200,6 +257,30 @@ impl Tracker {
         }
     }
 
+    /// Whether [`Self::unreferenced`] knows the answer for every frame (the
+    /// paging tracker, with a linear memory map, after its first harvest):
+    /// the checkpoint then need not ask each frame.
+    pub(crate) fn tracks_unreferenced(&self) -> bool {
+        self.paging
+            .as_ref()
+            .is_some_and(|p| p.unref_known && p.memmap.is_some())
+    }
+
+    /// Whether `pfn`'s page had no references and was on no free list at
+    /// the last harvest or peek (see `shim::page_unreferenced`): another
+    /// page of a multi-page allocation, or one on its way to a free list,
+    /// whose last writes may have gone through a user mapping torn down
+    /// since. The checkpoint hashes such pages whatever their marks.
+    pub(crate) fn unreferenced(&self, pfn: u64) -> bool {
+        self.paging.as_ref().is_some_and(|p| p.unref.test(pfn))
+    }
+
+    /// [`Self::unreferenced`] for frames `64 * index` to `64 * index + 63`,
+    /// one bit each.
+    pub(crate) fn unreferenced_word(&self, index: usize) -> u64 {
+        self.paging.as_ref().map_or(0, |p| p.unref.word(index))
+    }
+
     /// Whether this is the paging tracker (else the content-hash one).
     pub(crate) fn is_paging(&self) -> bool {
         self.paging.is_some()
@@ -264,10 +345,11 @@ impl Tracker {
         self.exclude(self.hashes.as_ptr().cast(), len);
         if let Some(p) = self.paging.as_ref() {
             let (dirty, kept) = (p.dirty.storage(), p.kept.storage());
-            let unsent = p.unsent.storage();
+            let (unsent, unref) = (p.unsent.storage(), p.unref.storage());
             self.exclude(dirty.0, dirty.1);
             self.exclude(kept.0, kept.1);
             self.exclude(unsent.0, unsent.1);
+            self.exclude(unref.0, unref.1);
         }
         let mut buffers = KVec::new();
         if let Some(p) = self.paging.as_ref() {
