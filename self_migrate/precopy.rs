@@ -104,8 +104,6 @@ pub(crate) struct CandidateWalk<'a> {
     bits: u64,
     /// The frame of that word's bit 0.
     base: u64,
-    /// Frames below this one are in a free block just found.
-    skip_to: u64,
     /// Candidates skipped so far because they were free.
     pub(crate) free: u64,
     /// Whether the frames the tracker knows to be unreferenced are
@@ -123,7 +121,6 @@ impl<'a> CandidateWalk<'a> {
             word: 0,
             bits: 0,
             base: 0,
-            skip_to: 0,
             free: 0,
             unreferenced: false,
         }
@@ -136,6 +133,15 @@ impl<'a> CandidateWalk<'a> {
         self
     }
 
+    /// The candidates of word `index` of the maps.
+    fn word_bits(&self, tracker: &Tracker, index: usize) -> u64 {
+        let mut bits = tracker.candidates(index);
+        if self.unreferenced {
+            bits |= tracker.unreferenced_word(index);
+        }
+        bits
+    }
+
     /// The next candidate, as `tracker` marks them now.
     pub(crate) fn next(&mut self, tracker: &Tracker) -> Option<u64> {
         loop {
@@ -144,32 +150,57 @@ impl<'a> CandidateWalk<'a> {
                 if self.base >= self.end {
                     return None;
                 }
-                self.bits = tracker.candidates(self.word);
-                if self.unreferenced {
-                    self.bits |= tracker.unreferenced_word(self.word);
-                }
+                self.bits = self.word_bits(tracker, self.word);
                 self.word += 1;
             }
             let pfn = self.base + u64::from(self.bits.trailing_zeros());
-            self.bits &= self.bits - 1;
-            if pfn < self.skip_to {
-                self.free += 1;
-                continue;
-            }
             if !self
                 .ranges
                 .iter()
                 .any(|r| r.start_pfn <= pfn && pfn < r.end_pfn())
             {
+                self.bits &= self.bits - 1;
                 continue;
             }
             let free_end = shim::free_block_end(pfn);
             if free_end > pfn {
-                self.free += 1;
-                self.skip_to = free_end;
+                self.skip(tracker, free_end);
                 continue;
             }
+            self.bits &= self.bits - 1;
             return Some(pfn);
+        }
+    }
+
+    /// Skips the candidates from the one the walk is at up to `end` (the
+    /// end of a free block), counting them: whole words at a time, since
+    /// free memory is a run of candidates in every word (never sent, and
+    /// unreferenced) that would otherwise be visited one by one.
+    fn skip(&mut self, tracker: &Tracker, end: u64) {
+        let below = |from: u64| match end.saturating_sub(from) {
+            n if n >= 64 => u64::MAX,
+            n => (1u64 << n) - 1,
+        };
+        let skipped = self.bits & below(self.base);
+        self.free += u64::from(skipped.count_ones());
+        self.bits &= !skipped;
+        if self.bits != 0 || end <= self.base + 64 {
+            return;
+        }
+        // The block goes on past this word: count the words it covers in
+        // full, and leave the one it ends in with its frames below `end`
+        // cleared.
+        while (self.word as u64 + 1) * 64 <= end && (self.word as u64) * 64 < self.end {
+            self.free += u64::from(self.word_bits(tracker, self.word).count_ones());
+            self.word += 1;
+        }
+        self.base = self.word as u64 * 64;
+        if self.base < self.end {
+            let bits = self.word_bits(tracker, self.word);
+            let skipped = bits & below(self.base);
+            self.free += u64::from(skipped.count_ones());
+            self.bits = bits & !skipped;
+            self.word += 1;
         }
     }
 }
