@@ -24,6 +24,15 @@ fn round(pages: u64, ns: u64, us_per_page: u64) -> Round {
     }
 }
 
+/// [`round`] with no process left to throttle: what the kernel or many
+/// light writers dirty.
+fn floor(pages: u64, ns: u64, us_per_page: u64) -> Round {
+    Round {
+        dirtiers: 0,
+        ..round(pages, ns, us_per_page)
+    }
+}
+
 /// The policy with auto-converge `on`, after a round 0 of a 1 GiB guest:
 /// 3 s, mostly zero pages at 2 µs each.
 fn after_round0(on: bool) -> Convergence {
@@ -172,10 +181,7 @@ fn a_dirty_rate_close_to_the_page_rate_is_outrunning() {
 fn a_floor_nothing_can_throttle_ends_pre_copy() {
     for on in [true, false] {
         let mut p = after_round0(on);
-        let floor = |pages| Round {
-            dirtiers: 0,
-            ..round(pages, 70 * MS, 150)
-        };
+        let floor = |pages| floor(pages, 70 * MS, 150);
         p.after_round(1, floor(700), 110 << 20);
         // 350 pages a round at 150 µs: 52 ms, and nobody to throttle.
         let mut decisions = Vec::new();
@@ -235,10 +241,7 @@ fn a_fixed_part_over_the_limit_throttles_to_the_floor() {
         Decision::Throttle
     );
     // Throttled as hard as it goes, what is left is a floor.
-    let floor = |pages| Round {
-        dirtiers: 0,
-        ..round(pages, 30 * MS, 20)
-    };
+    let floor = |pages| floor(pages, 30 * MS, 20);
     let mut d = Decision::Continue;
     for (k, pages) in [(3, 300), (4, 280), (5, 290), (6, 285)] {
         d = p.after_round(k, floor(pages), 112 << 20);
@@ -251,10 +254,7 @@ fn a_fixed_part_over_the_limit_throttles_to_the_floor() {
 fn progress_is_a_new_low() {
     let mut p = after_round0(false);
     p.set_fixed_us(30_000);
-    let floor = |pages| Round {
-        dirtiers: 0,
-        ..round(pages, 70 * MS, 100)
-    };
+    let floor = |pages| floor(pages, 70 * MS, 100);
     p.after_round(1, floor(700), 110 << 20);
     // Up and down around 400 pages (68-82 ms with the fixed part): each
     // down round checks fewer than the round before, none 10% fewer than
