@@ -277,6 +277,9 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
     if job.verify.is_none() && known {
         let mut walk = CandidateWalk::new(job.desc).with_unreferenced();
         while let Some(pfn) = walk.next(job.tracker) {
+            if skipped(job, pfn) {
+                continue;
+            }
             let is = candidate(job.tracker, pfn);
             if let Err(e) = copy_frame(job, pfn, is) {
                 return e;
@@ -284,11 +287,7 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
         }
     } else {
         for pfn in RamWalk::new(job.desc) {
-            if job.tracker.is_excluded(pfn) {
-                continue;
-            }
-            if job.pcp_free.test(pfn) {
-                job.pcp_skipped += 1;
+            if skipped(job, pfn) {
                 continue;
             }
             let is = candidate(job.tracker, pfn);
@@ -304,21 +303,24 @@ unsafe extern "C" fn selfmig_checkpoint_copy(arg: *mut c_void) -> i64 {
     0
 }
 
-/// The checkpoint's work on one frame of RAM the walk reached: skipped if
-/// excluded or free on a per-CPU list; else hashed if it is a `candidate`
-/// or verify mode hashes every page, and staged if it changed since it was
-/// sent. Returns a negative errno if the staging buffer is full.
-fn copy_frame(job: &mut CopyJob<'_>, pfn: u64, candidate: bool) -> Result<(), i64> {
+/// Whether the checkpoint leaves a frame the walk reached alone: excluded
+/// (migration state), or free on a per-CPU list, which is no part of the
+/// image, as the buddy allocator's free blocks the walks skip are not (the
+/// image's kernel hands it out as it is, whatever it holds).
+fn skipped(job: &mut CopyJob<'_>, pfn: u64) -> bool {
     if job.tracker.is_excluded(pfn) {
-        return Ok(());
+        return true;
     }
-    if job.pcp_free.test(pfn) {
-        // Free, on a per-CPU list: no part of the image, as the buddy
-        // allocator's free blocks the walks skip are not (the image's
-        // kernel hands it out as it is, whatever it holds).
-        job.pcp_skipped += 1;
-        return Ok(());
-    }
+    let free = job.pcp_free.test(pfn);
+    job.pcp_skipped += u64::from(free);
+    free
+}
+
+/// The checkpoint's work on a frame of RAM the walk reached and did not
+/// skip: hashed if it is a `candidate` or verify mode hashes every page,
+/// and staged if it changed since it was sent. Returns a negative errno if
+/// the staging buffer is full.
+fn copy_frame(job: &mut CopyJob<'_>, pfn: u64, candidate: bool) -> Result<(), i64> {
     if !candidate && job.verify.is_none() {
         return Ok(());
     }

@@ -33,6 +33,20 @@ fn floor(pages: u64, ns: u64, us_per_page: u64) -> Round {
     }
 }
 
+/// Feeds `p` one [`floor`] round of `ns` and `us_per_page` per
+/// `(round, pages)`; the decisions.
+fn floor_rounds(
+    p: &mut Convergence,
+    rounds: &[(u32, u64)],
+    ns: u64,
+    us_per_page: u64,
+) -> Vec<Decision> {
+    rounds
+        .iter()
+        .map(|&(k, pages)| p.after_round(k, floor(pages, ns, us_per_page), 120 << 20))
+        .collect()
+}
+
 /// The policy with auto-converge `on`, after a round 0 of a 1 GiB guest:
 /// 3 s, mostly zero pages at 2 µs each.
 fn after_round0(on: bool) -> Convergence {
@@ -184,10 +198,8 @@ fn a_floor_nothing_can_throttle_ends_pre_copy() {
         let floor = |pages| floor(pages, 70 * MS, 150);
         p.after_round(1, floor(700), 110 << 20);
         // 350 pages a round at 150 µs: 52 ms, and nobody to throttle.
-        let mut decisions = Vec::new();
-        for (k, pages) in [(2, 350), (3, 340), (4, 345), (5, 342)] {
-            decisions.push(p.after_round(k, floor(pages), 120 << 20));
-        }
+        let rounds = [(2, 350), (3, 340), (4, 345), (5, 342)];
+        let decisions = floor_rounds(&mut p, &rounds, 70 * MS, 150);
         // Round 2 halved the set; then three rounds without progress.
         assert_eq!(
             decisions,
@@ -259,10 +271,8 @@ fn progress_is_a_new_low() {
     // Up and down around 400 pages (68-82 ms with the fixed part): each
     // down round checks fewer than the round before, none 10% fewer than
     // the first 400.
-    let mut decisions = Vec::new();
-    for (k, pages) in [(2, 400), (3, 500), (4, 380), (5, 520), (6, 390)] {
-        decisions.push(p.after_round(k, floor(pages), 120 << 20));
-    }
+    let rounds = [(2, 400), (3, 500), (4, 380), (5, 520), (6, 390)];
+    let decisions = floor_rounds(&mut p, &rounds, 70 * MS, 100);
     assert_eq!(
         decisions,
         [
