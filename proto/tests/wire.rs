@@ -840,3 +840,105 @@ fn handoff_round_trip_and_refusals() {
     assert_eq!(tsc_delta_us(5, 1, 2_000_000), 0);
     assert_eq!(tsc_delta_us(0, 100, 0), 0);
 }
+
+/// A small deterministic generator (xorshift64*) for the tests below.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// The words in which `new` differs from `old`, one word at a time: what
+/// the block-wise scans must find.
+fn reference_changes(old: &[u8; PAGE_SIZE], new: &[u8; PAGE_SIZE]) -> Vec<(u16, [u8; 8])> {
+    old.chunks_exact(8)
+        .zip(new.chunks_exact(8))
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, (_, b))| (i as u16, b.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn block_scans_find_every_changed_word() {
+    let mut rng = Rng(0x05e1_f419);
+    let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+    for round in 0..400 {
+        // Changes clustered in one block, spread out, at block edges, in
+        // the first and last word, in a single byte of a word.
+        let mut old = [0u8; PAGE_SIZE];
+        for b in old.iter_mut() {
+            *b = rng.next() as u8;
+        }
+        let mut new = old;
+        let changes = (rng.next() % 140) as usize;
+        for _ in 0..changes {
+            let word = match round % 4 {
+                0 => (rng.next() % 512) as usize,
+                1 => ((rng.next() % 64) * 8 + [0, 7][(rng.next() % 2) as usize]) as usize,
+                2 => (rng.next() % 16) as usize + 200,
+                _ => [0, 511][(rng.next() % 2) as usize],
+            };
+            new[word * 8 + (rng.next() % 8) as usize] ^= 1 + (rng.next() % 255) as u8;
+        }
+        let want = reference_changes(&old, &new);
+        assert_eq!(patch_words(&old, &new), want.len().min(MAX_PATCH_WORDS + 1));
+        let zero = [0u8; PAGE_SIZE];
+        let nonzero = reference_changes(&zero, &new);
+        assert_eq!(sparse_words(&new), nonzero.len().min(MAX_SPARSE_WORDS + 1));
+
+        let mut w = BatchWriter::new(&mut buf, 1).unwrap();
+        let pushed = w.push_patch(1, &old, &new, MAX_PATCH_WORDS).unwrap();
+        assert_eq!(pushed, (1..=MAX_PATCH_WORDS).contains(&want.len()));
+        if !pushed {
+            continue;
+        }
+        let rec = w.finish(0).unwrap().to_vec();
+        let b = PageBatch::decode(&rec[HEADER_LEN..]).unwrap();
+        let page = b.pages().next().unwrap();
+        let PageContent::Patch(pairs) = page.content else {
+            panic!("not a patch");
+        };
+        let got: Vec<(u16, [u8; 8])> = pairs
+            .chunks_exact(10)
+            .map(|p| (u16::from_le_bytes([p[0], p[1]]), p[2..].try_into().unwrap()))
+            .collect();
+        assert_eq!(got, want);
+        let mut applied = old;
+        apply_patch(pairs, &mut applied);
+        assert_eq!(applied, new);
+    }
+}
+
+#[test]
+fn sparse_pages_hold_every_nonzero_word() {
+    let mut rng = Rng(0xb10c);
+    let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+    for _ in 0..300 {
+        let mut page = [0u8; PAGE_SIZE];
+        for _ in 0..(rng.next() % 70) {
+            page[(rng.next() % PAGE_SIZE as u64) as usize] = 1 + (rng.next() % 255) as u8;
+        }
+        let want = reference_changes(&[0u8; PAGE_SIZE], &page);
+        let mut w = BatchWriter::new(&mut buf, 1).unwrap();
+        let pushed = w.push_sparse(1, &page).unwrap();
+        assert_eq!(pushed, (1..=MAX_SPARSE_WORDS).contains(&want.len()));
+        if !pushed {
+            continue;
+        }
+        let rec = w.finish(0).unwrap().to_vec();
+        let b = PageBatch::decode(&rec[HEADER_LEN..]).unwrap();
+        let PageContent::Sparse(pairs) = b.pages().next().unwrap().content else {
+            panic!("not a sparse page");
+        };
+        let mut out = [0xffu8; PAGE_SIZE];
+        fill_sparse(pairs, &mut out);
+        assert_eq!(out, page);
+        assert_eq!(pairs.len(), want.len() * 10);
+    }
+}
