@@ -430,6 +430,23 @@ impl Image {
         ))
     }
 
+    /// Hands back frame `f`, taken with [`Image::take_spare`] and not used
+    /// since (a rehearsal's, or a failed preparation's).
+    pub(crate) fn put_back_spare(&mut self, f: u64) {
+        if self.owner_of.get(f as usize) == Some(&TAKEN) {
+            self.owner_of[f as usize] = NONE;
+            self.push_spare(f);
+        }
+    }
+
+    /// Rehearses the jump's write-watch filter on the copy list at `list`
+    /// (see [`crate::restore::rehearse`]); nothing it learns is kept.
+    pub(crate) fn rehearse_filter(&mut self, list: u64) {
+        if let Some(u) = self.unwritten.as_mut() {
+            u.rehearse(list);
+        }
+    }
+
     /// Writes `content` into frame `dst`, which holds the page's previous
     /// version if it is a patch. Fails, with the frame's contents
     /// undefined, if a compressed page does not decompress to one page.

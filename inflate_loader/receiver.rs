@@ -336,6 +336,7 @@ impl Receiver<'_> {
                     }
                     if self.moved_text.is_none() {
                         self.moved_text = move_text(image);
+                        rehearse_jump(image, self.local);
                     }
                 }
                 let mut bad = None;
@@ -496,6 +497,19 @@ fn verify(image: &Image, expected: &Expected, info: &ResumeInfo) -> Result<(), F
             );
             failed("image failed verification")
         }
+    }
+}
+
+/// Rehearses the jump's preparation (see [`restore::rehearse`]) and logs
+/// what it cost; a failure only costs the rehearsal.
+fn rehearse_jump(image: &mut Image, local: &MachineDesc) {
+    let t0 = tsc::rdtsc();
+    match restore::rehearse(image, local) {
+        Ok(()) => pr_info!(
+            "rehearsed the jump's preparation in {} us\n",
+            crate::proto::handoff::tsc_delta_us(t0, tsc::rdtsc(), tsc::khz())
+        ),
+        Err(f) => pr_warn!("cannot rehearse the jump's preparation: {}\n", f.reason),
     }
 }
 

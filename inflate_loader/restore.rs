@@ -64,27 +64,42 @@ struct Tables<'a> {
     image: &'a mut Image,
     top: u64,
     levels: u32,
+    /// Every frame taken, if they are to be given back (a rehearsal).
+    taken: Option<KVec<u64>>,
 }
 
 impl<'a> Tables<'a> {
     /// A spare frame, zeroed.
-    fn zeroed_frame(image: &mut Image) -> Result<u64, Failure> {
-        let f = image.take_spare()?;
+    fn zeroed_frame(&mut self) -> Result<u64, Failure> {
+        let f = self.image.take_spare()?;
+        if let Some(taken) = self.taken.as_mut() {
+            if taken.push(f, GFP_KERNEL).is_err() {
+                self.image.put_back_spare(f);
+                return Err(Failure::new(ENOMEM, "cannot list the rehearsal's frames"));
+            }
+        }
         // SAFETY: A spare frame is claimed by the image and holds nothing.
         unsafe { core::ptr::write_bytes(frame_ptr(f), 0, PAGE_SIZE) };
         Ok(f)
     }
 
-    /// Empty tables with the current paging depth.
-    fn new(image: &'a mut Image) -> Result<Self, Failure> {
+    /// Empty tables with the current paging depth; with `record`, the
+    /// frames they take are listed (see [`Tables::give_back`]).
+    fn new(image: &'a mut Image, record: bool) -> Result<Self, Failure> {
         // SAFETY: Plain read of a variable set at boot.
         let levels = if unsafe { bindings::pgdir_shift } == 48 {
             5
         } else {
             4
         };
-        let top = Self::zeroed_frame(image)?;
-        Ok(Self { image, top, levels })
+        let mut tables = Self {
+            image,
+            top: 0,
+            levels,
+            taken: record.then(KVec::new),
+        };
+        tables.top = tables.zeroed_frame()?;
+        Ok(tables)
     }
 
     /// The entry for `va` at `level` (5..1) in table frame `table`.
@@ -104,7 +119,7 @@ impl<'a> Tables<'a> {
             table = if cur & PTE_PRESENT != 0 {
                 (cur & 0x000f_ffff_ffff_f000) >> 12
             } else {
-                let t = Self::zeroed_frame(self.image)?;
+                let t = self.zeroed_frame()?;
                 // SAFETY: As above.
                 unsafe { *e = (t << 12) | TABLE };
                 t
@@ -116,6 +131,116 @@ impl<'a> Tables<'a> {
         unsafe { *e = pa | PTE_PRESENT | PTE_RW | PTE_ACCESSED | PTE_DIRTY | large };
         Ok(())
     }
+
+    /// Maps all RAM of `local` at its direct-map address, in 2 MiB pages.
+    /// Not inlined: the rehearsal must run this very code.
+    #[inline(never)]
+    fn map_ram(&mut self, local: &MachineDesc) -> Result<(), Failure> {
+        // SAFETY: Plain read of a variable set at boot.
+        let base = unsafe { bindings::page_offset_base } as u64;
+        let end = local.ranges().last().map_or(0, |r| r.end_pfn()) * PAGE_SIZE as u64;
+        let mut pa = 0;
+        while pa < end {
+            self.map(base + pa, pa, 2)?;
+            pa += 2 << 20;
+        }
+        Ok(())
+    }
+
+    /// Gives back to the image every frame taken (recorded ones only).
+    fn give_back(self) {
+        for &f in self.taken.iter().flatten() {
+            self.image.put_back_spare(f);
+        }
+    }
+}
+
+/// The copy list: a chain of spare frames, each holding the next one's
+/// address, a count, then that many (slot, home) direct-map address pairs,
+/// one for every slotted page. Returns the frames, the first one first.
+///
+/// The frames are taken first (so that nothing but the frames themselves
+/// is allocated: this kernel holds little free memory now) and filled in
+/// one pass over the slots. Not inlined: the rehearsal must run this very
+/// code.
+#[inline(never)]
+fn copy_list(image: &mut Image) -> Result<KVVec<u64>, Failure> {
+    let pages = (image.slotted as usize).div_ceil(PAIRS_PER_PAGE);
+    let mut frames = KVVec::with_capacity(pages, GFP_KERNEL)
+        .map_err(|_| ENOMEM)
+        .context("cannot build the copy list")?;
+    for _ in 0..pages {
+        let f = match image.take_spare() {
+            Ok(f) => f,
+            Err(e) => {
+                give_back(image, &frames);
+                return Err(e);
+            }
+        };
+        // Within the capacity just allocated: cannot fail.
+        let _ = frames.push(f, GFP_KERNEL);
+    }
+    // Linked first, each page to the next: a page the slots do not reach
+    // (none, unless the count was high) keeps a count of 0, which the
+    // trampoline passes over.
+    for (i, &f) in frames.iter().enumerate() {
+        let next = frames.get(i + 1).map_or(0, |&n| frame_ptr(n) as u64);
+        let words = frame_ptr(f).cast::<u64>();
+        // SAFETY: `f` is a spare frame taken above: 512 words only we use.
+        unsafe {
+            *words = next;
+            *words.add(1) = 0;
+        }
+    }
+    let mut overflow = false;
+    for (n, (slot, home)) in image.slots().enumerate() {
+        let (page, i) = (n / PAIRS_PER_PAGE, n % PAIRS_PER_PAGE);
+        let Some(&f) = frames.get(page) else {
+            overflow = true;
+            break;
+        };
+        let words = frame_ptr(f).cast::<u64>();
+        // SAFETY: As above; `i` is below `PAIRS_PER_PAGE`, so the pair is
+        // within the frame.
+        unsafe {
+            *words.add(1) = i as u64 + 1;
+            *words.add(2 + 2 * i) = frame_ptr(slot) as u64;
+            *words.add(3 + 2 * i) = frame_ptr(home) as u64;
+        }
+    }
+    if overflow {
+        give_back(image, &frames);
+        return Err(Failure::new(EINVAL, "more slotted pages than counted"));
+    }
+    Ok(frames)
+}
+
+/// Gives back to the image spare frames taken for the jump.
+fn give_back(image: &mut Image, frames: &[u64]) {
+    for &f in frames {
+        image.put_back_spare(f);
+    }
+}
+
+/// Rehearses the jump's preparation and its write-watch filter (see
+/// [`crate::unwritten`]) on frames given back afterwards: the page tables,
+/// the copy list of the slots as they are now, and the walk that finds
+/// what this kernel wrote since the arming. Run once this module's code
+/// has moved (see [`crate::relocate`]): under an emulator, the code is
+/// then translated before the downtime, where it ran for the first time
+/// (about 1.5 ms of the target's share of it under QEMU's TCG, measured
+/// by running the preparation twice). Leaves the image as it was.
+pub(crate) fn rehearse(image: &mut Image, local: &MachineDesc) -> Result<(), Failure> {
+    let mut tables = Tables::new(image, true)?;
+    let mapped = tables.map_ram(local);
+    tables.give_back();
+    mapped?;
+    let frames = copy_list(image)?;
+    if let Some(&first) = frames.first() {
+        image.rehearse_filter(frame_ptr(first) as u64);
+    }
+    give_back(image, &frames);
+    Ok(())
 }
 
 /// Prepares the jump into an image described by `info`.
@@ -143,56 +268,11 @@ pub(crate) fn prepare(
         .location(info.handoff_pfn)
         .ok_or_else(|| Failure::new(EINVAL, "hand-off page not placed"))?;
     // Page tables: all RAM at its direct-map address, and the resume page.
-    // SAFETY: Plain read of a variable set at boot.
-    let base = unsafe { bindings::page_offset_base } as u64;
-    let end = local.ranges().last().map_or(0, |r| r.end_pfn()) * PAGE_SIZE as u64;
-    let mut tables = Tables::new(image)?;
-    let mut pa = 0;
-    while pa < end {
-        tables.map(base + pa, pa, 2)?;
-        pa += 2 << 20;
-    }
+    let mut tables = Tables::new(image, false)?;
+    tables.map_ram(local)?;
     tables.map(info.resume_va, info.resume_pfn << 12, 1)?;
     let temp_cr3 = tables.top << 12;
-
-    // The copy list, as a chain of spare frames, taken first (so that
-    // nothing but the frames themselves is allocated: this kernel holds
-    // little free memory now) and filled in one pass over the slots.
-    let pages = (image.slotted as usize).div_ceil(PAIRS_PER_PAGE);
-    let mut frames = KVVec::with_capacity(pages, GFP_KERNEL)
-        .map_err(|_| ENOMEM)
-        .context("cannot build the copy list")?;
-    for _ in 0..pages {
-        let f = image.take_spare()?;
-        // Within the capacity just allocated: cannot fail.
-        let _ = frames.push(f, GFP_KERNEL);
-    }
-    // Linked first, each page to the next: a page the slots do not reach
-    // (none, unless the count was high) keeps a count of 0, which the
-    // trampoline passes over.
-    for (i, &f) in frames.iter().enumerate() {
-        let next = frames.get(i + 1).map_or(0, |&n| frame_ptr(n) as u64);
-        let words = frame_ptr(f).cast::<u64>();
-        // SAFETY: `f` is a spare frame taken above: 512 words only we use.
-        unsafe {
-            *words = next;
-            *words.add(1) = 0;
-        }
-    }
-    for (n, (slot, home)) in image.slots().enumerate() {
-        let (page, i) = (n / PAIRS_PER_PAGE, n % PAIRS_PER_PAGE);
-        let f = *frames
-            .get(page)
-            .ok_or_else(|| Failure::new(EINVAL, "more slotted pages than counted"))?;
-        let words = frame_ptr(f).cast::<u64>();
-        // SAFETY: As above; `i` is below `PAIRS_PER_PAGE`, so the pair is
-        // within the frame.
-        unsafe {
-            *words.add(1) = i as u64 + 1;
-            *words.add(2 + 2 * i) = frame_ptr(slot) as u64;
-            *words.add(3 + 2 * i) = frame_ptr(home) as u64;
-        }
-    }
+    let frames = copy_list(image)?;
     let list = frames.first().map_or(0, |&f| frame_ptr(f) as u64);
 
     // The trampoline.

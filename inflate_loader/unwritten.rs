@@ -238,12 +238,26 @@ impl Armed {
         self.identical
     }
 
+    /// Runs [`Armed::filter`] on the throwaway copy list at `list`, with
+    /// interrupts off as at the jump, and forgets what it found: the Dirty
+    /// bits it reads stay set, so the jump's own walk finds the same and
+    /// more. Only the code's first run is what is wanted (see
+    /// [`crate::restore::rehearse`]).
+    pub(crate) fn rehearse(&mut self, list: u64) {
+        crate::pm::irqs_off();
+        let _ = self.filter(list, false);
+        crate::pm::irqs_on();
+        self.written.clear();
+    }
+
     /// At the jump (interrupts off, the only CPU online, devices stopped,
     /// nothing of this kernel running afterwards): finds the frames written
     /// since the arming and drops from the copy list starting at `list`
     /// every pair whose home is identical and unwritten. With `check`, such
     /// a pair is compared once more and kept if it differs. Returns the
-    /// pairs dropped and the misses `check` found.
+    /// pairs dropped and the misses `check` found. Not inlined: the
+    /// rehearsal must run this very code.
+    #[inline(never)]
     pub(crate) fn filter(&mut self, list: u64, check: bool) -> (u64, u64) {
         let paging = Paging::current();
         let mut harvest = Harvest {
