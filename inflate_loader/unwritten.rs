@@ -20,13 +20,15 @@
 //! `syscore_suspend()` done, one walk of the kernel half finds the frames
 //! written since; the other identical pages are dropped from the copy list.
 //!
-//! Only frames of the kernel image and of the memory map are watched: they
-//! are written only through the kernel's own mappings (the image mapping,
-//! the memory map's, the direct map), never mapped writable to user space
-//! and never given to a device for DMA (the swiotlb pool and virtqueue
-//! rings, which devices write directly, are other frames). Their mappings
-//! are 4 KiB pages while the loader listens ([`Splits`]), so a Dirty bit
-//! names one frame. Two writers leave no Dirty bit behind:
+//! Frames of the kernel image and of the memory map are watched: they are
+//! written only through the kernel's own mappings (the image mapping, the
+//! memory map's, the direct map), never mapped writable to user space and
+//! never given to a device for DMA (the swiotlb pool and virtqueue rings,
+//! which devices write directly, are other frames). So is page cache that
+//! no process maps when its slotted page arrives, through its `struct
+//! page` as well (see [`Armed::note`]). Their mappings are 4 KiB pages
+//! while the loader listens ([`Splits`]), so a Dirty bit names one frame.
+//! Two writers leave no Dirty bit behind:
 //!
 //! * the CPU itself, which sets Accessed and Dirty bits in page tables (some
 //!   of the kernel's are in its image): every kernel page table the walk
@@ -95,6 +97,8 @@ impl Watch {
             watched: Bitmap::new(frames)?,
             same: Bitmap::new(frames)?,
             written: Bitmap::new(frames)?,
+            file: Bitmap::new(frames)?,
+            memmap_written: Bitmap::new(memmap_pages(frames))?,
             identical: 0,
         };
         let mut arm = Arm {
@@ -114,6 +118,16 @@ impl Watch {
         armed.written.clear();
         Ok(armed)
     }
+}
+
+/// Pages of the memory map describing frames `0..frames`.
+fn memmap_pages(frames: u64) -> u64 {
+    (frames * STRUCT_PAGE).div_ceil(PAGE_SIZE as u64)
+}
+
+/// The page of the memory map holding frame `pfn`'s `struct page`.
+fn memmap_page(pfn: u64) -> u64 {
+    pfn * STRUCT_PAGE / PAGE_SIZE as u64
 }
 
 /// The linear ranges (see [`crate::pagetable`]) of the kernel image
@@ -193,6 +207,13 @@ pub(crate) struct Armed {
     same: Bitmap,
     /// Frames written since the arming (filled at the jump).
     written: Bitmap,
+    /// Frames of `same` that are page cache nobody mapped when their page
+    /// arrived, watched through their `struct page` too (see
+    /// [`Armed::note`]).
+    file: Bitmap,
+    /// Pages of the memory map written since the arming, by index from
+    /// its start (filled at the jump).
+    memmap_written: Bitmap,
     /// Pages in `same`.
     identical: u64,
 }
@@ -212,8 +233,23 @@ fn frames_equal(a: u64, b: u64) -> bool {
 impl Armed {
     /// The page of frame `home` was just written into `slot`: notes
     /// whether it is identical to what `home` holds.
+    ///
+    /// Besides the watched frames (kernel image, memory map), a home that
+    /// is page cache no process maps qualifies: the loader's own files
+    /// (its root file system, unpacked from the same initramfs as the
+    /// source's) sit where the source's do. Such a page is written only
+    /// through the direct map (`write()`, and any kernel copy: `kmap` is
+    /// the direct map on x86-64; device writes go through the swiotlb
+    /// bounce buffers, copied by the CPU), and whatever could write it
+    /// otherwise starts by changing its `struct page`: a process mapping
+    /// it (the map count), its removal from the cache, its freeing and
+    /// reuse. So at the jump it counts as written if its frame's Dirty
+    /// bit or the one of the memory-map page holding its `struct page` is
+    /// set; the test here is only a hint, taken without locks, that the
+    /// memory map then checks.
     pub(crate) fn note(&mut self, home: u64, slot: u64) {
-        let same = self.watched.get(home) && frames_equal(slot, home);
+        let file = !self.watched.get(home) && mmu::is_unmapped_file_page(home);
+        let same = (file || self.watched.get(home)) && frames_equal(slot, home);
         match (same, self.same.get(home)) {
             (true, false) => {
                 self.same.set(home);
@@ -222,6 +258,10 @@ impl Armed {
             (false, true) => self.forget(home),
             _ => {}
         }
+        match same && file {
+            true => self.file.set(home),
+            false => self.file.unset(home),
+        }
     }
 
     /// Frame `home` holds no slotted page any more, or one that must be
@@ -229,6 +269,7 @@ impl Armed {
     pub(crate) fn forget(&mut self, home: u64) {
         if self.same.get(home) {
             self.same.unset(home);
+            self.file.unset(home);
             self.identical -= 1;
         }
     }
@@ -248,6 +289,7 @@ impl Armed {
         let _ = self.filter(list, false);
         crate::pm::irqs_on();
         self.written.clear();
+        self.memmap_written.clear();
     }
 
     /// At the jump (interrupts off, the only CPU online, devices stopped,
@@ -262,6 +304,8 @@ impl Armed {
         let paging = Paging::current();
         let mut harvest = Harvest {
             written: &mut self.written,
+            memmap_written: &mut self.memmap_written,
+            memmap: self.regions.memmap,
             frames: self.frames,
             read_only: false,
         };
@@ -319,7 +363,9 @@ impl Armed {
                     )
                 };
                 let pfn = (home - base) >> 12;
-                let mut keep = !self.same.get(pfn) || self.written.get(pfn);
+                let mut keep = !self.same.get(pfn)
+                    || self.written.get(pfn)
+                    || (self.file.get(pfn) && self.memmap_written.get(memmap_page(pfn)));
                 if !keep {
                     if check && !frames_equal((slot - base) >> 12, pfn) {
                         misses += 1;
@@ -348,6 +394,10 @@ impl Armed {
 /// Collects the frames written since the arming.
 struct Harvest<'a> {
     written: &'a mut Bitmap,
+    /// Pages of the memory map written since the arming, by index.
+    memmap_written: &'a mut Bitmap,
+    /// The memory map's linear range.
+    memmap: (u64, u64),
     frames: u64,
     /// Also every frame behind a read-only mapping (text was poked).
     read_only: bool,
@@ -359,6 +409,18 @@ impl Harvest<'_> {
         let end = pfn.saturating_add(pages).min(self.frames);
         for f in pfn..end {
             self.written.set(f);
+        }
+    }
+
+    /// Marks the memory map's pages from linear index `addr` on, `pages`
+    /// of them, if they are the memory map's.
+    fn mark_memmap(&mut self, addr: u64, pages: u64) {
+        if !(self.memmap.0..self.memmap.1).contains(&addr) {
+            return;
+        }
+        let first = (addr - self.memmap.0) / PAGE_SIZE as u64;
+        for i in first..first.saturating_add(pages) {
+            self.memmap_written.set(i);
         }
     }
 }
@@ -384,6 +446,9 @@ impl Visitor for Harvest<'_> {
     fn leaf(&mut self, leaf: Leaf<'_>) -> bool {
         if !self.boring(leaf.value) {
             self.mark(leaf.pfn, leaf.pages);
+            if !self.read_only {
+                self.mark_memmap(leaf.addr, leaf.pages);
+            }
         }
         true
     }

@@ -6,6 +6,7 @@
  * copy, and its own static call below.
  */
 #include <linux/mm.h>
+#include <linux/pagemap.h>
 #include <linux/page-flags.h>
 #include <linux/static_call.h>
 #include <asm/tlbflush.h>
@@ -36,6 +37,25 @@ bool selfmig_page_is_table(unsigned long pfn)
 	struct page *page = pfn_to_online_page(pfn);
 
 	return page && PageTable(page);
+}
+
+/*
+ * Whether pfn holds page cache that no process maps: from now on written
+ * only through the direct map, and every new mapping of it, its freeing
+ * and any reuse change its struct page (see inflate_loader/unwritten.rs).
+ * Read without locks: a page changing state meanwhile changes its struct
+ * page too, which the caller watches.
+ */
+bool selfmig_unmapped_file_page(unsigned long pfn)
+{
+	struct page *page = pfn_to_online_page(pfn);
+	struct folio *folio;
+
+	if (!page || PageReserved(page) || PageSlab(page) || PageTable(page))
+		return false;
+	folio = page_folio(page);
+	return !folio_test_anon(folio) && folio_mapping(folio) &&
+	       !folio_mapped(folio);
 }
 
 /*
