@@ -24,9 +24,9 @@
 //! written only through the kernel's own mappings (the image mapping, the
 //! memory map's, the direct map), never mapped writable to user space and
 //! never given to a device for DMA (the swiotlb pool and virtqueue rings,
-//! which devices write directly, are other frames). So is page cache that
-//! no process maps when its slotted page arrives, through its `struct
-//! page` as well (see [`Armed::note`]). Their mappings are 4 KiB pages
+//! which devices write directly, are other frames). So are slabs, and page
+//! cache that no process maps, when their slotted page arrives, through
+//! their `struct page` as well (see [`Armed::note`]). Their mappings are 4 KiB pages
 //! while the loader listens ([`Splits`]), so a Dirty bit names one frame.
 //! Two writers leave no Dirty bit behind:
 //!
@@ -97,7 +97,7 @@ impl Watch {
             watched: Bitmap::new(frames)?,
             same: Bitmap::new(frames)?,
             written: Bitmap::new(frames)?,
-            file: Bitmap::new(frames)?,
+            by_page: Bitmap::new(frames)?,
             memmap_written: Bitmap::new(memmap_pages(frames))?,
             identical: 0,
         };
@@ -207,10 +207,10 @@ pub(crate) struct Armed {
     same: Bitmap,
     /// Frames written since the arming (filled at the jump).
     written: Bitmap,
-    /// Frames of `same` that are page cache nobody mapped when their page
-    /// arrived, watched through their `struct page` too (see
+    /// Frames of `same` that held a slab, or page cache nobody mapped, when
+    /// their page arrived: watched through their `struct page` too (see
     /// [`Armed::note`]).
-    file: Bitmap,
+    by_page: Bitmap,
     /// Pages of the memory map written since the arming, by index from
     /// its start (filled at the jump).
     memmap_written: Bitmap,
@@ -235,21 +235,23 @@ impl Armed {
     /// whether it is identical to what `home` holds.
     ///
     /// Besides the watched frames (kernel image, memory map), a home that
-    /// is page cache no process maps qualifies: the loader's own files
-    /// (its root file system, unpacked from the same initramfs as the
-    /// source's) sit where the source's do. Such a page is written only
-    /// through the direct map (`write()`, and any kernel copy: `kmap` is
-    /// the direct map on x86-64; device writes go through the swiotlb
-    /// bounce buffers, copied by the CPU), and whatever could write it
-    /// otherwise starts by changing its `struct page`: a process mapping
-    /// it (the map count), its removal from the cache, its freeing and
-    /// reuse. So at the jump it counts as written if its frame's Dirty
-    /// bit or the one of the memory-map page holding its `struct page` is
-    /// set; the test here is only a hint, taken without locks, that the
-    /// memory map then checks.
+    /// holds a slab, or page cache no process maps, qualifies: the loader's
+    /// own files (its root file system, unpacked from the same initramfs
+    /// as the source's) and many of its kernel objects sit where the
+    /// source's do. Such memory is written only through the direct map
+    /// (slab objects; `write()` and any kernel copy into page cache:
+    /// `kmap` is the direct map on x86-64; device writes go through the
+    /// swiotlb bounce buffers, copied by the CPU), and whatever could
+    /// write it otherwise starts by changing its `struct page`: a process
+    /// mapping it (the map count), its removal from the cache, its freeing
+    /// and reuse (a slab's `struct slab` is its `struct page`). So at the
+    /// jump it counts as written if its frame's Dirty bit or the one of
+    /// the memory-map page holding its `struct page` is set; the test here
+    /// is only a hint, taken without locks, that the memory map then
+    /// checks.
     pub(crate) fn note(&mut self, home: u64, slot: u64) {
-        let file = !self.watched.get(home) && mmu::is_unmapped_file_page(home);
-        let same = (file || self.watched.get(home)) && frames_equal(slot, home);
+        let by_page = !self.watched.get(home) && mmu::direct_map_only(home);
+        let same = (by_page || self.watched.get(home)) && frames_equal(slot, home);
         match (same, self.same.get(home)) {
             (true, false) => {
                 self.same.set(home);
@@ -258,9 +260,9 @@ impl Armed {
             (false, true) => self.forget(home),
             _ => {}
         }
-        match same && file {
-            true => self.file.set(home),
-            false => self.file.unset(home),
+        match same && by_page {
+            true => self.by_page.set(home),
+            false => self.by_page.unset(home),
         }
     }
 
@@ -269,7 +271,7 @@ impl Armed {
     pub(crate) fn forget(&mut self, home: u64) {
         if self.same.get(home) {
             self.same.unset(home);
-            self.file.unset(home);
+            self.by_page.unset(home);
             self.identical -= 1;
         }
     }
@@ -365,7 +367,7 @@ impl Armed {
                 let pfn = (home - base) >> 12;
                 let mut keep = !self.same.get(pfn)
                     || self.written.get(pfn)
-                    || (self.file.get(pfn) && self.memmap_written.get(memmap_page(pfn)));
+                    || (self.by_page.get(pfn) && self.memmap_written.get(memmap_page(pfn)));
                 if !keep {
                     if check && !frames_equal((slot - base) >> 12, pfn) {
                         misses += 1;

@@ -23,13 +23,13 @@ pub(crate) fn page_is_table(pfn: u64) -> bool {
     unsafe { bindings::selfmig_page_is_table(pfn as _) }
 }
 
-/// Whether frame `pfn` holds page cache that no process maps (see
-/// `paging_shim.c`). A hint: the page may change state right after.
+/// Whether frame `pfn` holds a slab, or page cache that no process maps
+/// (see `paging_shim.c`). A hint: the page may change state right after.
 #[allow(dead_code, reason = "used by inflate_loader only")]
-pub(crate) fn is_unmapped_file_page(pfn: u64) -> bool {
+pub(crate) fn direct_map_only(pfn: u64) -> bool {
     // SAFETY: The helper checks that `pfn` is online and only reads the
     // page's state; a stale answer is the caller's to tolerate.
-    unsafe { bindings::selfmig_unmapped_file_page(pfn as _) }
+    unsafe { bindings::selfmig_direct_map_only(pfn as _) }
 }
 
 /// Flushes the TLB of every online CPU, global entries included, and waits

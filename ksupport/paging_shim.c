@@ -40,19 +40,21 @@ bool selfmig_page_is_table(unsigned long pfn)
 }
 
 /*
- * Whether pfn holds page cache that no process maps: from now on written
- * only through the direct map, and every new mapping of it, its freeing
- * and any reuse change its struct page (see inflate_loader/unwritten.rs).
- * Read without locks: a page changing state meanwhile changes its struct
- * page too, which the caller watches.
+ * Whether pfn holds a slab, or page cache that no process maps: memory
+ * written only through the direct map from now on, where every new
+ * mapping of it, its freeing and any reuse change its struct page (see
+ * inflate_loader/unwritten.rs). Read without locks: a page changing state
+ * meanwhile changes its struct page too, which the caller watches.
  */
-bool selfmig_unmapped_file_page(unsigned long pfn)
+bool selfmig_direct_map_only(unsigned long pfn)
 {
 	struct page *page = pfn_to_online_page(pfn);
 	struct folio *folio;
 
-	if (!page || PageReserved(page) || PageSlab(page) || PageTable(page))
+	if (!page || PageReserved(page) || PageTable(page))
 		return false;
+	if (PageSlab(page))
+		return true;
 	folio = page_folio(page);
 	return !folio_test_anon(folio) && folio_mapping(folio) &&
 	       !folio_mapped(folio);
