@@ -139,6 +139,7 @@ fn with_session(
         watch,
         image: None,
         moved_text: None,
+        rehearsed: false,
         expected: Expected::new(local.ranges().last().map_or(0, |r| r.end_pfn())),
         prepared: None,
         tsc_context: 0,
@@ -170,6 +171,9 @@ struct Receiver<'a> {
     /// This module's code, moved out of the image's way in the second
     /// round (moved back when the session ends without a jump).
     moved_text: Option<MovedText>,
+    /// Whether the jump's preparation was rehearsed (once, after the
+    /// first attempt to move the code).
+    rehearsed: bool,
     /// Verification hashes received (`verify=1`).
     expected: Expected,
     /// The jump, once the image is complete: prepared, CPUs offline.
@@ -336,6 +340,9 @@ impl Receiver<'_> {
                     }
                     if self.moved_text.is_none() {
                         self.moved_text = move_text(image);
+                    }
+                    if !self.rehearsed {
+                        self.rehearsed = true;
                         rehearse_jump(image, self.local);
                     }
                 }

@@ -26,9 +26,9 @@
 //! never given to a device for DMA (the swiotlb pool and virtqueue rings,
 //! which devices write directly, are other frames). So are slabs, and page
 //! cache that no process maps, when their slotted page arrives, through
-//! their `struct page` as well (see [`Armed::note`]). Their mappings are 4 KiB pages
-//! while the loader listens ([`Splits`]), so a Dirty bit names one frame.
-//! Two writers leave no Dirty bit behind:
+//! their `struct page` as well (see [`Armed::note`]). Their mappings are
+//! 4 KiB pages while the loader listens ([`Splits`]), so a Dirty bit names
+//! one frame. Two writers leave no Dirty bit behind:
 //!
 //! * the CPU itself, which sets Accessed and Dirty bits in page tables (some
 //!   of the kernel's are in its image): every kernel page table the walk
