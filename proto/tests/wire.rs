@@ -864,6 +864,26 @@ fn reference_changes(old: &[u8; PAGE_SIZE], new: &[u8; PAGE_SIZE]) -> Vec<(u16, 
         .collect()
 }
 
+/// Pushes one page into a fresh batch with `push` and, if it was taken,
+/// returns the record (decode it with [`only_page`]).
+fn one_page_record(
+    buf: &mut [u8],
+    push: impl FnOnce(&mut BatchWriter<'_>) -> Result<bool, WireError>,
+) -> Option<Vec<u8>> {
+    let mut w = BatchWriter::new(buf, 1).unwrap();
+    match push(&mut w).unwrap() {
+        true => Some(w.finish(0).unwrap().to_vec()),
+        false => None,
+    }
+}
+
+/// The content of the only page of the batch record `rec`.
+fn only_page(rec: &[u8]) -> PageContent<'_> {
+    let b = PageBatch::decode(&rec[HEADER_LEN..]).unwrap();
+    let page = b.pages().next().unwrap();
+    page.content
+}
+
 #[test]
 fn block_scans_find_every_changed_word() {
     let mut rng = Rng(0x05e1_f419);
@@ -892,16 +912,12 @@ fn block_scans_find_every_changed_word() {
         let nonzero = reference_changes(&zero, &new);
         assert_eq!(sparse_words(&new), nonzero.len().min(MAX_SPARSE_WORDS + 1));
 
-        let mut w = BatchWriter::new(&mut buf, 1).unwrap();
-        let pushed = w.push_patch(1, &old, &new, MAX_PATCH_WORDS).unwrap();
-        assert_eq!(pushed, (1..=MAX_PATCH_WORDS).contains(&want.len()));
-        if !pushed {
+        let rec = one_page_record(&mut buf, |w| w.push_patch(1, &old, &new, MAX_PATCH_WORDS));
+        assert_eq!(rec.is_some(), (1..=MAX_PATCH_WORDS).contains(&want.len()));
+        let Some(rec) = rec else {
             continue;
-        }
-        let rec = w.finish(0).unwrap().to_vec();
-        let b = PageBatch::decode(&rec[HEADER_LEN..]).unwrap();
-        let page = b.pages().next().unwrap();
-        let PageContent::Patch(pairs) = page.content else {
+        };
+        let PageContent::Patch(pairs) = only_page(&rec) else {
             panic!("not a patch");
         };
         let got: Vec<(u16, [u8; 8])> = pairs
@@ -925,15 +941,12 @@ fn sparse_pages_hold_every_nonzero_word() {
             page[(rng.next() % PAGE_SIZE as u64) as usize] = 1 + (rng.next() % 255) as u8;
         }
         let want = reference_changes(&[0u8; PAGE_SIZE], &page);
-        let mut w = BatchWriter::new(&mut buf, 1).unwrap();
-        let pushed = w.push_sparse(1, &page).unwrap();
-        assert_eq!(pushed, (1..=MAX_SPARSE_WORDS).contains(&want.len()));
-        if !pushed {
+        let rec = one_page_record(&mut buf, |w| w.push_sparse(1, &page));
+        assert_eq!(rec.is_some(), (1..=MAX_SPARSE_WORDS).contains(&want.len()));
+        let Some(rec) = rec else {
             continue;
-        }
-        let rec = w.finish(0).unwrap().to_vec();
-        let b = PageBatch::decode(&rec[HEADER_LEN..]).unwrap();
-        let PageContent::Sparse(pairs) = b.pages().next().unwrap().content else {
+        };
+        let PageContent::Sparse(pairs) = only_page(&rec) else {
             panic!("not a sparse page");
         };
         let mut out = [0xffu8; PAGE_SIZE];
