@@ -149,8 +149,8 @@ impl<'a> Tables<'a> {
 
     /// Gives back to the image every frame taken (recorded ones only).
     fn give_back(self) {
-        for &f in self.taken.iter().flatten() {
-            self.image.put_back_spare(f);
+        if let Some(taken) = self.taken {
+            give_back(self.image, &taken);
         }
     }
 }

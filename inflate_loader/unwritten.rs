@@ -250,8 +250,9 @@ impl Armed {
     /// is only a hint, taken without locks, that the memory map then
     /// checks.
     pub(crate) fn note(&mut self, home: u64, slot: u64) {
-        let by_page = !self.watched.get(home) && mmu::direct_map_only(home);
-        let same = (by_page || self.watched.get(home)) && frames_equal(slot, home);
+        let watched = self.watched.get(home);
+        let by_page = !watched && mmu::direct_map_only(home);
+        let same = (watched || by_page) && frames_equal(slot, home);
         match (same, self.same.get(home)) {
             (true, false) => {
                 self.same.set(home);
