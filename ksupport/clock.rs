@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The monotonic clock, for deadlines and for timing the migration, and
-//! sleeping.
+//! The monotonic clock, for deadlines and for timing the migration,
+//! sleeping, and letting other tasks run.
 
 use crate::bindings;
 
@@ -41,4 +41,17 @@ pub(crate) fn sleep_us(min_us: u32, max_us: u32) {
             bindings::TASK_UNINTERRUPTIBLE,
         )
     }
+}
+
+/// Lets other tasks run if this one has used its turn.
+///
+/// Process context only, with no lock held, as [`sleep_ms`]: with
+/// `CONFIG_PREEMPT_NONE` a kernel thread that walks page tables, hashes,
+/// compresses and seals would otherwise starve the guest's own tasks (seen
+/// from outside as a network outage while the migration is set up and
+/// during pre-copy).
+#[allow(dead_code)]
+pub(crate) fn cond_resched() {
+    // SAFETY: `__cond_resched` may sleep, which the contract above allows.
+    unsafe { bindings::__cond_resched() };
 }

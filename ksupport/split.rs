@@ -144,6 +144,9 @@ impl Visitor for Finder<'_> {
     }
 }
 
+/// Large entries split between two offers to let other tasks run.
+const SPLITS_PER_TURN: usize = 32;
+
 /// The large mappings split for a migration, joined again on drop.
 pub(crate) struct Splits {
     /// Every entry replaced, 1 GiB ones first.
@@ -157,6 +160,8 @@ impl Splits {
     /// 4 KiB pages. Never fails: what cannot be split (no memory, an entry
     /// that changed under us) stays large, which costs hashing, not
     /// correctness. With `log`, says what it did (and the join will).
+    /// Process context, no lock held: it lets other tasks run between
+    /// splits.
     pub(crate) fn new(desc: &MachineDesc, log: bool) -> Self {
         let mut this = Self {
             splits: KVec::new(),
@@ -187,7 +192,13 @@ impl Splits {
             if this.splits.reserve(found.len(), GFP_KERNEL).is_err() {
                 break;
             }
-            for &(entry, large) in found.iter() {
+            for (i, &(entry, large)) in found.iter().enumerate() {
+                if i % SPLITS_PER_TURN == SPLITS_PER_TURN - 1 {
+                    // 512 splits take 15-20 ms under TCG: without a turn
+                    // for the guest's tasks, a kernel without preemption
+                    // would not answer its network for that long.
+                    crate::clock::cond_resched();
+                }
                 match split_one(entry, large, pages) {
                     Some(split) => {
                         // Reserved above: no allocation.

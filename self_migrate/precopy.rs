@@ -323,7 +323,7 @@ pub(crate) fn round(
         while let Some(pfn) = walk.next(tracker) {
             visited += 1;
             if visited % 1024 == 0 {
-                shim::cond_resched();
+                crate::clock::cond_resched();
             }
             if tracker.is_excluded(pfn) {
                 tracker.take(pfn);
@@ -361,7 +361,7 @@ pub(crate) fn round(
             flush(chan, batch, &tally)?;
             work_ns += now_ns() - t0;
         }
-        shim::cond_resched();
+        crate::clock::cond_resched();
         if !more {
             break;
         }

@@ -236,12 +236,3 @@ pub(crate) fn irq_restore(flags: u64) {
     // SAFETY: `flags` came from `irq_save` on this CPU.
     unsafe { bindings::selfmig_irq_restore(flags as _) };
 }
-
-/// Lets other tasks run if this one has used its turn. Process context,
-/// no locks held: with `CONFIG_PREEMPT_NONE` a kernel thread that hashes,
-/// compresses and seals for seconds would otherwise starve the guest's
-/// own tasks (seen from outside as a network outage during pre-copy).
-pub(crate) fn cond_resched() {
-    // SAFETY: Called from process context without locks held.
-    unsafe { bindings::__cond_resched() };
-}

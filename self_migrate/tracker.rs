@@ -81,7 +81,7 @@ impl Paging {
                 self.unref.assign(pfn, 64, shim::unreferenced_mask(pfn, 64));
                 pfn += 64;
                 if pfn % (64 * 64) == 0 {
-                    shim::cond_resched();
+                    crate::clock::cond_resched();
                 }
             }
         }
