@@ -50,7 +50,6 @@ pub(crate) fn sleep_us(min_us: u32, max_us: u32) {
 /// compresses and seals would otherwise starve the guest's own tasks (seen
 /// from outside as a network outage while the migration is set up and
 /// during pre-copy).
-#[allow(dead_code)]
 pub(crate) fn cond_resched() {
     // SAFETY: `__cond_resched` may sleep, which the contract above allows.
     unsafe { bindings::__cond_resched() };
